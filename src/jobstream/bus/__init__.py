@@ -1,0 +1,19 @@
+"""Event buses, chosen by URL: ``memory://`` (default) or ``redis://host:port/db``."""
+
+from __future__ import annotations
+
+from jobstream.bus.base import EventBus
+from jobstream.bus.memory import MemoryBus
+from jobstream.bus.subscriber import Subscriber, Wake
+
+__all__ = ["EventBus", "MemoryBus", "Subscriber", "Wake", "create_bus"]
+
+
+def create_bus(url: str | EventBus) -> EventBus:
+    """An instance is used as it is; a URL picks a backend by its scheme, imported lazily."""
+    if isinstance(url, EventBus):
+        return url
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        return MemoryBus()
+    raise ValueError(f"unknown bus URL scheme {scheme!r}: use memory://")

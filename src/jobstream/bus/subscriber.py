@@ -1,0 +1,142 @@
+"""One reader's bounded buffer: the single point a stream waits on.
+
+Every stream (SSE, WebSocket, long-poll, a profile) owns one ``Subscriber``. The bus pushes
+events into it; heartbeats, the stream time limit, client disconnects and server shutdown wake it
+through the same future, so a stream's send loop awaits exactly one thing and never races tasks
+per event.
+
+Backpressure policy (litestar's ``max_backlog`` idea, with a distinction it lacks):
+- below ``soft_limit`` pending events every event is kept, so a reader that keeps up sees all;
+- at or past ``soft_limit`` a new progress event replaces the pending progress of the same job
+  (the newest wins), so a slow reader's backlog stops growing with progress;
+- status, log and terminal events are never dropped; if the backlog still passes ``hard_limit``
+  the subscriber is closed with reason ``"overflow"`` and the stream ends (the client resumes
+  from its last ``seq`` and loses nothing).
+Push is O(1): a replaced progress event leaves a ``None`` hole that ``drain`` skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+
+from jobstream.models import Event, EventType
+
+
+class Wake(enum.IntFlag):
+    NONE = 0
+    PING = 1
+    TIMEOUT = 2
+
+
+class Subscriber:
+    __slots__ = (
+        "_live",
+        "_loop",
+        "_pending",
+        "_progress_at",
+        "_waiter",
+        "close_reason",
+        "coalesced",
+        "everything",
+        "hard_limit",
+        "job_id",
+        "owner",
+        "soft_limit",
+        "wake_flags",
+    )
+
+    def __init__(
+        self,
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        everything: bool = False,
+        soft_limit: int = 256,
+        hard_limit: int = 4096,
+    ) -> None:
+        if sum((job_id is not None, owner is not None, everything)) != 1:
+            raise ValueError("subscribe to exactly one of: a job, an owner, or everything")
+        self.job_id = job_id
+        self.owner = owner
+        self.everything = everything
+        self.soft_limit = soft_limit
+        self.hard_limit = hard_limit
+        self._pending: list[Event | None] = []
+        self._progress_at: dict[str, int] = {}
+        self._live = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.close_reason: str | None = None
+        self.coalesced = 0
+        self.wake_flags = Wake.NONE
+
+    @property
+    def closed(self) -> bool:
+        return self.close_reason is not None
+
+    @property
+    def backlog(self) -> int:
+        return self._live
+
+    def push(self, event: Event) -> None:
+        if self.close_reason is not None:
+            return
+        pending = self._pending
+        if event.type is EventType.PROGRESS:
+            if self._live >= self.soft_limit:
+                at = self._progress_at.get(event.job_id)
+                if at is not None:
+                    pending[at] = None
+                    self._live -= 1
+                    self.coalesced += 1
+            self._progress_at[event.job_id] = len(pending)
+        pending.append(event)
+        self._live += 1
+        if self._live > self.hard_limit:
+            self.close("overflow")
+            return
+        self._wake()
+
+    def wake(self, flags: Wake) -> None:
+        """Ask the reader to send a heartbeat or to end on its time limit."""
+        self.wake_flags |= flags
+        self._wake()
+
+    def close(self, reason: str) -> None:
+        """End the reader's wait; ``drain`` still hands over what was pending."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def drain(self) -> list[Event]:
+        """Take every pending event, oldest first, without waiting."""
+        if not self._pending:
+            return []
+        pending = self._pending
+        self._pending = []
+        self._progress_at = {}
+        self._live = 0
+        return [event for event in pending if event is not None]
+
+    async def wait(self) -> None:
+        """Return when something is pending, a wake flag is set, or the subscriber is closed."""
+        if self._pending or self.wake_flags or self.close_reason is not None:
+            return
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        await waiter
+
+    def take_flags(self) -> Wake:
+        flags = self.wake_flags
+        self.wake_flags = Wake.NONE
+        return flags

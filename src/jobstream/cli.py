@@ -1,0 +1,251 @@
+"""The ``jobstream`` command: serve, submit, watch, jobs, token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jobstream import codec
+
+app = typer.Typer(
+    help="Real-time progress for long-running jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="JOBSTREAM_SERVER", help="Base URL of a jobstream server")
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="JOBSTREAM_TOKEN", help="Bearer token (jwt mode)")
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000]")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Folder for the SQLite file and outputs")
+    ] = None,
+    allow_insecure_auth: Annotated[
+        bool, typer.Option(help="Serve without auth on a non-loopback address")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Embedded worker concurrency (0: none)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the server, embedded workers and web UI (settings also from JOBSTREAM_* variables)."""
+    from pydantic import ValidationError
+
+    from jobstream.server.serve import run
+    from jobstream.settings import Settings
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"host": host, "port": port, "data_dir": data_dir, "workers": workers}.items()
+        if v is not None
+    }
+    if allow_insecure_auth:
+        overrides["allow_insecure_auth"] = True
+    try:
+        settings = Settings(**overrides)
+        settings.check()
+    except (ValidationError, ValueError) as exc:
+        err.print(f"[red]jobstream: {exc}[/red]")
+        raise typer.Exit(2) from None
+    err.print(
+        f"jobstream on http://{settings.host}:{settings.port}  (auth: {settings.auth_mode}, "
+        f"data: {settings.data_dir.resolve()}, UI at /, API docs at /docs)"
+    )
+    run(settings, log_level=log_level)
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="--param")
+        try:
+            params[key] = codec.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def _client(server: str, token: str | None) -> Any:
+    from jobstream.client import JobstreamClient
+
+    return JobstreamClient(server, token=token)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[red]{exc}[/red]")
+    return typer.Exit(1)
+
+
+@app.command()
+def submit(
+    kind: Annotated[str, typer.Argument(help="Job kind, e.g. video, pdf, task")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="key=value (value may be JSON)")
+    ] = None,
+    watch_: Annotated[bool, typer.Option("--watch", help="Follow it until it ends")] = False,
+    server: ServerOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = None,
+) -> None:
+    """Submit a job and print its id."""
+    from jobstream.client import ClientError
+
+    async def go() -> str:
+        async with _client(server, token) as client:
+            job: dict[str, Any] = await client.submit(kind, _params(param or []))
+            return str(job["id"])
+
+    try:
+        job_id = asyncio.run(go())
+    except ClientError as exc:
+        raise _fail(exc) from None
+    console.print(job_id)
+    if watch_:
+        watch(job_id, server=server, token=token)
+
+
+@app.command()
+def watch(
+    job_id: Annotated[str, typer.Argument(help="The job to follow")],
+    server: ServerOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = None,
+) -> None:
+    """Follow a job with a live progress bar (resumes after a dropped connection)."""
+    from jobstream.client import ClientError
+
+    outcome: dict[str, Any] = {}
+
+    async def go() -> None:
+        columns = (
+            TextColumn("[bold]{task.fields[status]:<9}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[step]}"),
+            TextColumn("[dim]{task.fields[eta]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task(job_id, total=100, status="…", step="", eta="")
+            async with _client(server, token) as client:
+                async for event in client.follow(job_id):
+                    data = event.data.get("data", event.data)
+                    if event.event == "snapshot":
+                        _show(bar, task, data, data.get("status", ""))
+                        outcome.update(data)
+                    elif event.event == "progress":
+                        _show(bar, task, data, None)
+                    elif event.event == "status_change":
+                        bar.update(task, status=data.get("new_status", ""))
+                    elif event.event == "log":
+                        bar.console.print(
+                            f"[dim]{data.get('level', 'info')}[/dim] {data.get('message')}"
+                        )
+                    elif event.event in ("completed", "failed", "cancelled"):
+                        done = 100 if event.event == "completed" else None
+                        bar.update(task, status=event.event, eta="", completed=done)
+                        outcome.update({"status": event.event, **data})
+
+    try:
+        asyncio.run(go())
+    except ClientError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    status = outcome.get("status")
+    if status == "completed":
+        console.print(f"[green]completed[/green] {codec.dumps_str(outcome.get('result'))}")
+    elif status in ("failed", "cancelled"):
+        console.print(f"[red]{status}[/red]: {outcome.get('message') or outcome.get('error')}")
+        raise typer.Exit(1)
+
+
+def _show(bar: Progress, task: Any, data: dict[str, Any], status: str | None) -> None:
+    step = ""
+    if data.get("total_steps"):
+        step = f"{data.get('current_step')}/{data['total_steps']} {data.get('step_name') or ''}"
+    elif data.get("state"):
+        step = str(data["state"])
+    eta = data.get("eta_seconds")
+    fields: dict[str, Any] = {"step": step, "eta": f"ETA {eta:.0f}s" if eta else ""}
+    if status:
+        fields["status"] = status
+    bar.update(task, completed=float(data.get("progress") or 0), **fields)
+
+
+@app.command()
+def jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only jobs of this kind")] = None,
+    limit: Annotated[int, typer.Option(help="How many")] = 20,
+    server: ServerOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = None,
+) -> None:
+    """List your jobs, newest first."""
+    from jobstream.client import ClientError
+
+    async def go() -> dict[str, Any]:
+        async with _client(server, token) as client:
+            page: dict[str, Any] = await client.list(status=status, kind=kind, limit=limit)
+            return page
+
+    try:
+        page = asyncio.run(go())
+    except ClientError as exc:
+        raise _fail(exc) from None
+    table = Table("id", "kind", "status", "progress", "step", "created")
+    for job in page["items"]:
+        step = f"{job['current_step']}/{job['total_steps']}" if job.get("total_steps") else ""
+        table.add_row(
+            job["id"],
+            job["kind"],
+            job["status"],
+            f"{job['progress']:.0f}%",
+            step,
+            job["created_at"],
+        )
+    console.print(table)
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option("--sub", help="The user (JWT subject)")],
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="A role: admin, reporter")
+    ] = None,
+    ttl: Annotated[float, typer.Option(help="Lifetime in seconds")] = 86400.0,
+) -> None:
+    """Mint a development token with JOBSTREAM_JWT_SECRET."""
+    from jobstream.server.auth import Authenticator
+    from jobstream.settings import Settings
+
+    if not os.environ.get("JOBSTREAM_JWT_SECRET"):
+        err.print("[red]set JOBSTREAM_JWT_SECRET to the server's secret first[/red]")
+        raise typer.Exit(2)
+    settings = Settings(auth="jwt")
+    console.print(Authenticator(settings).mint(sub, role or [], ttl), soft_wrap=True)
+
+
+def main() -> None:
+    app(prog_name="jobstream")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

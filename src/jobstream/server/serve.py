@@ -1,0 +1,54 @@
+"""Running the app under uvicorn with a prompt, clean shutdown.
+
+uvicorn waits for open connections to finish before it runs the app's lifespan shutdown, and a
+stream never finishes by itself, so on SIGTERM/SIGINT this server first closes every stream
+through the stream hub (each gets its transport's clean close), then lets uvicorn stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from jobstream.server.app import create_app
+from jobstream.settings import Settings
+
+log = logging.getLogger("jobstream")
+
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop = self._loop
+        if loop is not None and not self.should_exit:
+            hub = self._app.state.jobstream.hub
+            loop.call_soon_threadsafe(lambda: loop.create_task(hub.shutdown()))
+        super().handle_exit(sig, frame)
+
+
+def run(settings: Settings, *, log_level: str = "info", access_log: bool = True) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=max(int(settings.shutdown_grace_seconds), 1),
+        ws_ping_interval=None,  # jobstream sends its own pings on its own schedule
+        ws_ping_timeout=None,
+        proxy_headers=True,
+    )
+    Server(config, app).run()

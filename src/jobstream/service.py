@@ -1,0 +1,225 @@
+"""``JobService``: the operations every route (canonical or profile) shares.
+
+Submit, read, list and cancel, with ownership checks in one place: a job the caller may not
+see answers exactly as a missing one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobstream.bus.base import EventBus
+from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
+from jobstream.server.auth import Principal
+from jobstream.store.base import JobPage, JobStore
+from jobstream.worker.pool import status_event, terminal_event
+from jobstream.worker.registry import Registry, UnknownKind
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class JobConflict(Exception):
+    """The job's status does not allow this (409)."""
+
+
+class InvalidParams(ValueError):
+    """Params that do not fit the kind's model; ``errors`` are pydantic-style dicts."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("invalid job params")
+        self.errors = errors
+
+
+class RateLimited(Exception):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+SubmitHook = Callable[[Principal, Job], Awaitable[None]]
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        bus: EventBus,
+        registry: Registry,
+        *,
+        on_queued: Callable[[], None] | None = None,
+        submit_rate_per_minute: int = 0,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.registry = registry
+        self._on_queued = on_queued
+        self._rate = submit_rate_per_minute
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self.before_create: list[SubmitHook] = []
+        """Called with the validated job before it is stored; raising refuses the submit."""
+        self.after_create_failed: list[SubmitHook] = []
+
+    # -- submit -------------------------------------------------------------------------------
+
+    def validate(self, kind_name: str, params: Any) -> dict[str, Any]:
+        try:
+            kind = self.registry.get(kind_name)
+        except UnknownKind as exc:
+            raise InvalidParams(
+                [{"loc": ["body", "kind"], "msg": str(exc), "type": "value_error"}]
+            ) from None
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise InvalidParams(
+                [
+                    {
+                        "loc": ["body", "params"],
+                        "msg": "params must be a JSON object",
+                        "type": "dict_type",
+                    }
+                ]
+            )
+        try:
+            model = kind.params.model_validate(params)
+        except ValidationError as exc:
+            raise InvalidParams(
+                [
+                    {
+                        "loc": ["body", "params", *error["loc"]],
+                        "msg": error["msg"],
+                        "type": error["type"],
+                    }
+                    for error in exc.errors(include_url=False, include_context=False)
+                ]
+            ) from None
+        dumped: dict[str, Any] = model.model_dump(mode="json")
+        return dumped
+
+    async def submit(self, principal: Principal, kind: str, params: Any) -> Job:
+        clean = self.validate(kind, params)
+        self._check_rate(principal.sub)
+        now = utcnow()
+        job = Job(
+            id=new_job_id(),
+            kind=kind,
+            owner=principal.sub,
+            params=clean,
+            created_at=now,
+            updated_at=now,
+        )
+        event = Event(
+            job_id=job.id,
+            owner=job.owner,
+            seq=1,
+            type=EventType.STATUS_CHANGE,
+            data={
+                "old_status": None,
+                "new_status": "queued",
+                "kind": kind,
+                "created_at": job.to_public()["created_at"],
+            },
+        )
+        job = job.apply(event)
+        for hook in self.before_create:
+            await hook(principal, job)
+        try:
+            await self.store.create(job, event)
+        except BaseException:
+            for hook in self.after_create_failed:
+                await hook(principal, job)
+            raise
+        await self.bus.publish([event])
+        if self._on_queued is not None:
+            self._on_queued()
+        return job
+
+    def _check_rate(self, user: str) -> None:
+        """A token bucket per user: ``submit_rate_per_minute`` with that much burst."""
+        if self._rate <= 0:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(user, (float(self._rate), now))
+        tokens = min(float(self._rate), tokens + (now - last) * self._rate / 60.0)
+        if tokens < 1.0:
+            wait = int((1.0 - tokens) * 60.0 / self._rate) + 1
+            raise RateLimited(
+                f"too many jobs submitted: at most {self._rate} a minute; retry in {wait} s", wait
+            )
+        self._buckets[user] = (tokens - 1.0, now)
+
+    # -- read ---------------------------------------------------------------------------------
+
+    async def get_stored(self, principal: Principal, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None or not principal.can_see(job):
+            raise JobNotFound(job_id)
+        return job
+
+    async def get(self, principal: Principal, job_id: str) -> Job:
+        """The job as readers see it now: stored, plus the events still in flight."""
+        job = await self.get_stored(principal, job_id)
+        for event in await self.bus.recent(job.id, job.seq):
+            job = job.apply(event)
+        return job
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        page = await self.store.list_jobs(
+            owner=principal.owner_filter, status=status, kind=kind, limit=limit, cursor=cursor
+        )
+        items = []
+        for job in page.items:
+            for event in await self.bus.recent(job.id, job.seq):
+                job = job.apply(event)
+            items.append(job)
+        return JobPage(items, page.next_cursor)
+
+    # -- cancel -------------------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, job_id: str) -> Job:
+        """Cancel at once if queued; ask the worker if running; idempotent; 409 once finished."""
+        job = await self.get_stored(principal, job_id)
+        if job.status is JobStatus.QUEUED:
+            moved = await self.store.transition(
+                job_id,
+                {JobStatus.QUEUED},
+                lambda current: terminal_event(current, EventType.CANCELLED, "Cancelled by user"),
+            )
+            if moved is not None:
+                after, event = moved
+                await self.bus.publish([event])
+                return after
+            job = await self.get_stored(principal, job_id)
+        if job.status is JobStatus.RUNNING:
+            job = await self.store.request_cancel(job_id) or job
+            await self.bus.publish_control({"type": "cancel", "job_id": job_id})
+            return job
+        if job.status is JobStatus.CANCELLED:
+            return job
+        raise JobConflict(f"job {job_id!r} already {job.status.value}; it cannot be cancelled")
+
+
+__all__ = [
+    "InvalidParams",
+    "JobConflict",
+    "JobNotFound",
+    "JobService",
+    "RateLimited",
+    "status_event",
+]

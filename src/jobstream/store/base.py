@@ -1,0 +1,128 @@
+"""The job store contract: jobs and each job's event log, durable.
+
+Who writes what:
+- ``create`` writes a new job and its first event (``status_change`` to ``queued``, seq 1).
+- ``claim`` moves the oldest queued job of the given kinds to ``running`` (an event) and gives
+  the claiming worker a lease. From then on that worker is the job's only event writer: it
+  numbers events itself and hands them over in batches through ``append``, which refuses
+  (``StaleJob``) if the stored job moved meanwhile (its lease expired and it was recovered).
+- ``transition`` is for every other status move (cancel of a queued job, recovery of a job
+  whose worker died): an atomic read-check-write that builds the event from the current row.
+- ``request_cancel`` only sets a flag; the worker ends the job at its next checkpoint.
+
+Each job's log is bounded: past ``max_events_per_job``, the oldest progress and log events are
+trimmed; status changes and the terminal event are always kept. ``events_after`` says when the
+events a reader asked for are gone (it answers ``None``), and the reader then takes a snapshot.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from jobstream.models import Event, Job, JobStatus
+
+
+class StaleJob(RuntimeError):
+    """The job is no longer the writer's: its stored status or seq moved on."""
+
+
+@dataclass(slots=True, frozen=True)
+class JobPage:
+    items: list[Job]
+    next_cursor: str | None
+
+
+EventFactory = Callable[[Job], Event]
+
+
+class JobStore(abc.ABC):
+    max_events_per_job: int = 1000
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect and create the schema if missing."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; pending writes are finished first."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+    @abc.abstractmethod
+    async def create(self, job: Job, event: Event) -> None:
+        """Insert ``job`` (whose ``seq`` is ``event.seq``) and its first event, atomically."""
+
+    @abc.abstractmethod
+    async def get(self, job_id: str) -> Job | None:
+        """The stored snapshot, or ``None``."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (``owner=None``: everyone's); ``cursor`` continues a previous page."""
+
+    @abc.abstractmethod
+    async def append(self, job: Job, events: Sequence[Event]) -> None:
+        """Store ``events`` (consecutive seqs) and ``job``, the snapshot after them, atomically.
+
+        Raises ``StaleJob`` unless the stored job is ``running`` with ``seq == events[0].seq - 1``.
+        """
+
+    @abc.abstractmethod
+    async def transition(
+        self, job_id: str, allowed_from: Collection[JobStatus], make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        """If the job's status is in ``allowed_from``, store ``make_event(job)`` (whose seq must be
+        ``job.seq + 1``) and the snapshot after it, atomically. ``None`` if the job is missing or
+        its status is not allowed."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, kinds: Collection[str], worker_id: str, lease_seconds: float, make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        """Atomically take the oldest queued job of ``kinds``: store ``make_event(job)``, the
+        ``running`` status change, and lease the job to ``worker_id``. ``None`` if none is
+        queued."""
+
+    @abc.abstractmethod
+    async def renew_leases(
+        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+    ) -> set[str]:
+        """Extend the leases this worker still holds; the ids it no longer holds are returned."""
+
+    @abc.abstractmethod
+    async def expired_leases(self, now_us: int, limit: int = 100) -> list[Job]:
+        """Running jobs whose lease ended before ``now_us`` (microseconds since the epoch)."""
+
+    @abc.abstractmethod
+    async def running_jobs(self, limit: int = 1000) -> list[Job]:
+        """Every running job (the embedded server recovers them all at start)."""
+
+    @abc.abstractmethod
+    async def request_cancel(self, job_id: str) -> Job | None:
+        """Set the job's cancel flag; the updated job, or ``None`` if it is missing."""
+
+    @abc.abstractmethod
+    async def events_after(
+        self, job_id: str, after_seq: int, limit: int = 1000
+    ) -> list[Event] | None:
+        """The stored events with ``seq > after_seq``, in order; ``None`` if some of them were
+        trimmed from the log (the reader should take a snapshot instead)."""
+
+    @abc.abstractmethod
+    async def owner_events_after(
+        self, owner: str | None, after_cursor: int, limit: int = 1000
+    ) -> list[Event]:
+        """An owner's (``None``: everyone's) stored events with ``cursor > after_cursor``,
+        ordered by cursor."""

@@ -1,0 +1,197 @@
+"""An in-process store for tests and for embedding without a file. Not durable."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+
+from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
+from jobstream.store.base import EventFactory, JobPage, JobStore, StaleJob
+
+_KEPT = frozenset(
+    {EventType.STATUS_CHANGE, EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED}
+)
+
+
+def encode_cursor(created_us: int, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_us}:{job_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raises ``ValueError`` for a cursor this store did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split(":", 1)
+        return int(created), job_id
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("cursor is not one this server returned") from exc
+
+
+def created_us(job: Job) -> int:
+    return int(job.created_at.timestamp() * 1_000_000)
+
+
+class MemoryStore(JobStore):
+    def __init__(self, *, max_events_per_job: int = 1000) -> None:
+        self.max_events_per_job = max_events_per_job
+        self._jobs: dict[str, Job] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def create(self, job: Job, event: Event) -> None:
+        async with self._lock:
+            if job.id in self._jobs:
+                raise ValueError(f"job {job.id} exists")
+            self._jobs[job.id] = job
+            self._events[job.id] = [event]
+
+    async def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        jobs = [
+            job
+            for job in self._jobs.values()
+            if (owner is None or job.owner == owner)
+            and (status is None or job.status is status)
+            and (kind is None or job.kind == kind)
+        ]
+        jobs.sort(key=lambda j: (created_us(j), j.id), reverse=True)
+        if cursor is not None:
+            key = decode_cursor(cursor)
+            jobs = [j for j in jobs if (created_us(j), j.id) < key]
+        page = jobs[:limit]
+        more = len(jobs) > limit
+        return JobPage(page, encode_cursor(created_us(page[-1]), page[-1].id) if more else None)
+
+    async def append(self, job: Job, events: Sequence[Event]) -> None:
+        async with self._lock:
+            stored = self._jobs.get(job.id)
+            first = events[0].seq if events else job.seq
+            if stored is None or stored.status is not JobStatus.RUNNING or stored.seq != first - 1:
+                raise StaleJob(job.id)
+            self._jobs[job.id] = replace(job, cancel_requested=stored.cancel_requested)
+            log = self._events[job.id]
+            log.extend(events)
+            if job.status.terminal:
+                self._leases.pop(job.id, None)
+            self._trim(job.id)
+
+    def _trim(self, job_id: str) -> None:
+        log = self._events[job_id]
+        if len(log) <= self.max_events_per_job:
+            return
+        floor = log[-1].seq - self.max_events_per_job
+        self._events[job_id] = [e for e in log if e.seq > floor or e.type in _KEPT]
+
+    async def transition(
+        self, job_id: str, allowed_from: Collection[JobStatus], make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status not in allowed_from:
+                return None
+            return self._apply(job, make_event(job))
+
+    def _apply(self, job: Job, event: Event) -> tuple[Job, Event]:
+        if event.seq != job.seq + 1:
+            raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
+        after = job.apply(event)
+        self._jobs[job.id] = after
+        self._events[job.id].append(event)
+        if after.status is not JobStatus.RUNNING:
+            self._leases.pop(job.id, None)
+        self._trim(job.id)
+        return after, event
+
+    async def claim(
+        self, kinds: Collection[str], worker_id: str, lease_seconds: float, make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        async with self._lock:
+            queued = [
+                j for j in self._jobs.values() if j.status is JobStatus.QUEUED and j.kind in kinds
+            ]
+            if not queued:
+                return None
+            job = min(queued, key=lambda j: (created_us(j), j.id))
+            claimed = self._apply(job, make_event(job))
+            self._leases[job.id] = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
+            return claimed
+
+    async def renew_leases(
+        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+    ) -> set[str]:
+        lost = set()
+        until = monotonic_us() + int(lease_seconds * 1e6)
+        for job_id in job_ids:
+            held = self._leases.get(job_id)
+            if held is None or held[0] != worker_id:
+                lost.add(job_id)
+            else:
+                self._leases[job_id] = (worker_id, until)
+        return lost
+
+    async def expired_leases(self, now_us: int, limit: int = 100) -> list[Job]:
+        expired = [
+            self._jobs[job_id]
+            for job_id, (_, until) in self._leases.items()
+            if until < now_us and self._jobs[job_id].status is JobStatus.RUNNING
+        ]
+        return expired[:limit]
+
+    async def running_jobs(self, limit: int = 1000) -> list[Job]:
+        return [j for j in self._jobs.values() if j.status is JobStatus.RUNNING][:limit]
+
+    async def request_cancel(self, job_id: str) -> Job | None:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            job = self._jobs[job_id] = replace(job, cancel_requested=True)
+            return job
+
+    async def events_after(
+        self, job_id: str, after_seq: int, limit: int = 1000
+    ) -> list[Event] | None:
+        log = self._events.get(job_id, [])
+        wanted = [e for e in log if e.seq > after_seq]
+        if wanted and wanted[0].seq != after_seq + 1:
+            return None
+        # A trimmed middle shows as a hole between kept events.
+        for before, after in itertools.pairwise(wanted):
+            if after.seq != before.seq + 1:
+                return None
+        return wanted[:limit]
+
+    async def owner_events_after(
+        self, owner: str | None, after_cursor: int, limit: int = 1000
+    ) -> list[Event]:
+        found = [
+            e
+            for log in self._events.values()
+            for e in log
+            if e.cursor > after_cursor and (owner is None or e.owner == owner)
+        ]
+        found.sort(key=lambda e: e.cursor)
+        return found[:limit]

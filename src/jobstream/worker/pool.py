@@ -1,0 +1,351 @@
+"""The embedded worker pool: claims queued jobs and runs their handlers.
+
+Async handlers run on the event loop; sync handlers run in daemon threads (a thread that
+ignores its cancel checkpoints cannot block process exit). A claimed job is leased to this
+pool; leases are renewed while the job runs, and jobs whose lease ran out (their worker died)
+are recovered by any pool: re-queued or failed, by their kind's ``on_interrupt`` policy. An
+embedded server that owns its data folder recovers every running job at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobstream.bus.base import EventBus
+from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
+from jobstream.store.base import JobStore
+from jobstream.worker.context import JobCancelled, JobContext, JobFailed
+from jobstream.worker.registry import JobKind, Registry
+from jobstream.worker.reporter import JobReporter
+
+log = logging.getLogger(__name__)
+
+RESULT_URL = "/api/v1/jobs/{id}/result"
+_RESERVED = frozenset({"result", "output_path", "elapsed_seconds", "message"})
+
+
+@dataclass(slots=True)
+class _Running:
+    job_id: str
+    ctx: JobContext | None
+    reporter: JobReporter
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+
+
+def status_event(job: Job, new: JobStatus, **extra: Any) -> Event:
+    return Event(
+        job_id=job.id,
+        owner=job.owner,
+        seq=job.seq + 1,
+        type=EventType.STATUS_CHANGE,
+        data={"old_status": job.status.value, "new_status": new.value, **extra},
+    )
+
+
+def terminal_event(job: Job, type_: EventType, message: str) -> Event:
+    return Event(
+        job_id=job.id, owner=job.owner, seq=job.seq + 1, type=type_, data={"message": message}
+    )
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        bus: EventBus,
+        registry: Registry,
+        data_dir: Path,
+        concurrency: int = 4,
+        kinds: Collection[str] | None = None,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.5,
+        flush_interval: float = 0.1,
+        recover_all_on_start: bool = False,
+        shutdown_grace: float = 3.0,
+        on_finished: Callable[[Job, Event], Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.registry = registry
+        self.data_dir = data_dir
+        self.concurrency = concurrency
+        self.kinds = list(kinds) if kinds is not None else None
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.flush_interval = flush_interval
+        self.recover_all_on_start = recover_all_on_start
+        self.shutdown_grace = shutdown_grace
+        self.on_finished = on_finished
+        self.worker_id = f"w-{secrets.token_hex(6)}"
+        self._running: dict[str, _Running] = {}
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.bus.on_control(self._on_control)
+        if self.recover_all_on_start:
+            for job in await self.store.running_jobs():
+                await self.recover(job, "the server stopped while this job was running")
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="jobstream-claim"),
+            asyncio.create_task(self._lease_loop(), name="jobstream-leases"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming; interrupt running jobs (re-queued or failed by their policy)."""
+        self._stopping = True
+        self._wakeup.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for running in list(self._running.values()):
+            running.cancel_reason = "shutdown"
+            if running.ctx is not None:
+                running.ctx.request_cancel()
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+            # Handlers that ignored the cancel (a sync loop without checkpoints): interrupt them
+            # here; their threads are daemons and end with the process.
+            for running in list(self._running.values()):
+                if running.task in pending:
+                    running.task.cancel()
+                    await self._interrupt(running)
+
+    def notify(self) -> None:
+        """A job was queued: look for work now rather than at the next poll."""
+        self._wakeup.set()
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    def _kinds(self) -> list[str]:
+        return self.kinds if self.kinds is not None else self.registry.names()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            claimed = None
+            if len(self._running) < self.concurrency:
+                try:
+                    claimed = await self.store.claim(
+                        self._kinds(),
+                        self.worker_id,
+                        self.lease_seconds,
+                        lambda job: status_event(job, JobStatus.RUNNING, worker=self.worker_id),
+                    )
+                except Exception:
+                    log.exception("claiming a job failed; retrying")
+            if claimed is not None:
+                job, event = claimed
+                await self.bus.publish([event])
+                self._start(job)
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
+
+    def _start(self, job: Job) -> None:
+        reporter = JobReporter(
+            job, store=self.store, bus=self.bus, flush_interval=self.flush_interval
+        )
+        running = _Running(job.id, None, reporter)
+        self._running[job.id] = running
+        self._idle.clear()
+        running.task = asyncio.create_task(self._run(job, running), name=f"jobstream-job-{job.id}")
+
+    async def _run(self, job: Job, running: _Running) -> None:
+        reporter = running.reporter
+        try:
+            kind = self.registry.get(job.kind)
+            try:
+                params = kind.params.model_validate(job.params)
+            except ValidationError as exc:
+                await self._finish(
+                    reporter, EventType.FAILED, {"message": f"invalid params: {exc}"}
+                )
+                return
+            ctx = JobContext(
+                job,
+                params,
+                reporter,
+                artifacts_dir=self.data_dir / "artifacts" / job.id,
+                progress_interval=kind.progress_interval,
+                loop=asyncio.get_running_loop(),
+            )
+            running.ctx = ctx
+            if job.cancel_requested or running.cancel_reason:
+                ctx.request_cancel()
+            await self._execute(kind, ctx, running)
+        except Exception as exc:  # a bug in the worker itself: the job must still end
+            log.exception("job %s crashed the worker", job.id)
+            await self._finish(reporter, EventType.FAILED, {"message": f"worker error: {exc}"})
+        finally:
+            self._running.pop(job.id, None)
+            if not self._running:
+                self._idle.set()
+            self._wakeup.set()
+
+    async def _execute(self, kind: JobKind, ctx: JobContext, running: _Running) -> None:
+        reporter = running.reporter
+        try:
+            if kind.is_async:
+                result = await kind.handler(ctx, ctx.params)
+            else:
+                result = await _in_thread(kind.handler, ctx, ctx.params)
+        except JobCancelled:
+            if running.cancel_reason == "shutdown":
+                await self._interrupt(running)
+            elif running.cancel_reason == "lost" or reporter.lost:
+                await reporter.abandon()
+            else:
+                await self._finish(reporter, EventType.CANCELLED, {"message": "Cancelled by user"})
+        except JobFailed as exc:
+            await self._finish(reporter, EventType.FAILED, {"message": str(exc)})
+        except Exception as exc:
+            log.warning("job %s (%s) failed", ctx.job_id, kind.name, exc_info=True)
+            text = str(exc)
+            message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            await self._finish(reporter, EventType.FAILED, {"message": message})
+        else:
+            data: dict[str, Any] = {
+                "result": result,
+                "output_path": (
+                    RESULT_URL.format(id=ctx.job_id) if reporter.job.artifact is not None else None
+                ),
+                "elapsed_seconds": round(time.monotonic() - reporter.started, 3),
+            }
+            if isinstance(result, dict):
+                data.update({k: v for k, v in result.items() if k not in _RESERVED})
+            await self._finish(reporter, EventType.COMPLETED, data)
+
+    async def _finish(self, reporter: JobReporter, type_: EventType, data: dict[str, Any]) -> None:
+        final = await reporter.finish(type_, data)
+        if final is not None and self.on_finished is not None:
+            outcome = self.on_finished(reporter.job, final)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+    async def _interrupt(self, running: _Running) -> None:
+        reporter = running.reporter
+        if reporter.finished:
+            return
+        policy = self._policy(reporter.job.kind)
+        if policy == "requeue":
+            await reporter.finish(
+                EventType.STATUS_CHANGE,
+                {"old_status": "running", "new_status": "queued", "reason": "server shutting down"},
+            )
+        else:
+            await self._finish(
+                reporter, EventType.FAILED, {"message": "Interrupted: the server shut down"}
+            )
+
+    def _policy(self, kind: str) -> str:
+        return self.registry.get(kind).on_interrupt if kind in self.registry else "requeue"
+
+    # -- cancellation and recovery ------------------------------------------------------------
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "cancel":
+            return
+        running = self._running.get(str(message.get("job_id")))
+        if running is not None and running.cancel_reason is None:
+            running.cancel_reason = "user"
+            if running.ctx is not None:
+                running.ctx.request_cancel()
+
+    async def recover(self, job: Job, reason: str) -> Event | None:
+        """End a running job whose worker is gone: re-queue it or fail it, by its policy."""
+        if self._policy(job.kind) == "requeue":
+
+            def make(current: Job) -> Event:
+                return status_event(current, JobStatus.QUEUED, reason=reason)
+
+        else:
+
+            def make(current: Job) -> Event:
+                return terminal_event(current, EventType.FAILED, f"Interrupted: {reason}")
+
+        moved = await self.store.transition(job.id, {JobStatus.RUNNING}, make)
+        if moved is None:
+            return None
+        after, event = moved
+        await self.bus.publish([event])
+        log.info("recovered job %s: %s", job.id, event.type.value)
+        if event.type.terminal and self.on_finished is not None:
+            outcome = self.on_finished(after, event)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+        self._wakeup.set()
+        return event
+
+    async def _lease_loop(self) -> None:
+        period = max(self.lease_seconds / 3, 0.05)
+        while not self._stopping:
+            await asyncio.sleep(period)
+            try:
+                if self._running:
+                    lost = await self.store.renew_leases(
+                        list(self._running), self.worker_id, self.lease_seconds
+                    )
+                    for job_id in lost:
+                        running = self._running.get(job_id)
+                        if running is not None and not running.reporter.finished:
+                            running.cancel_reason = "lost"
+                            if running.ctx is not None:
+                                running.ctx.request_cancel()
+                for job in await self.store.expired_leases(monotonic_us()):
+                    if job.id not in self._running:
+                        await self.recover(job, "its worker stopped responding")
+            except Exception:
+                log.exception("lease upkeep failed; retrying")
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def target() -> None:
+        try:
+            value, error = fn(*args), None
+        except BaseException as exc:
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, daemon=True, name="jobstream-handler").start()
+    return await future

@@ -1,0 +1,179 @@
+"""``JobReporter``: the single writer of a running job's events.
+
+A worker that claimed a job owns its event numbering until the job ends. Each report becomes an
+event with the next ``seq`` at once, is folded into the reporter's snapshot, and goes out on the
+bus within one loop turn, so readers see it in milliseconds. The store gets the same events in
+batches (every ``flush_interval``) in one transaction each, which is what keeps a job reporting a
+thousand times a second cheap. The bus's in-flight window covers readers who catch up from the
+store in between. The terminal event is different: it is stored first and published after, so
+whoever sees ``completed`` can fetch the finished job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from jobstream.bus.base import EventBus
+from jobstream.eta import EtaEstimator
+from jobstream.models import Artifact, Event, EventType, Job
+from jobstream.store.base import JobStore, StaleJob
+
+log = logging.getLogger(__name__)
+
+_PROGRESS_FIELDS = ("progress", "current_step", "total_steps", "step_name", "state", "message")
+
+
+class JobReporter:
+    def __init__(
+        self,
+        job: Job,
+        *,
+        store: JobStore,
+        bus: EventBus,
+        flush_interval: float = 0.1,
+    ) -> None:
+        self.job = job
+        self._store = store
+        self._bus = bus
+        self._flush_interval = flush_interval
+        self._unpublished: list[Event] = []
+        self._unstored: list[Event] = []
+        self._eta = EtaEstimator()
+        self._kick = asyncio.Event()
+        self._flush_due = False
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._stopping = False
+        self.finished = False
+        self.lost = False
+        self.started = time.monotonic()
+        self._pump_task = asyncio.create_task(self._pump(), name=f"jobstream-reporter-{job.id}")
+
+    # -- reports (loop thread, synchronous) ---------------------------------------------------
+
+    def report_progress(self, report: dict[str, Any], immediate: bool = False) -> None:
+        if self.finished:
+            return
+        job = self.job
+        data: dict[str, Any] = {
+            "progress": job.progress,
+            "current_step": job.current_step,
+            "total_steps": job.total_steps,
+            "step_name": job.step_name,
+            "state": job.state or job.status.value,
+            "message": job.message,
+        }
+        data.update({k: v for k, v in report.items() if k in _PROGRESS_FIELDS})
+        if "progress" in report:
+            data["eta_seconds"] = self._eta.update(float(report["progress"]))
+        else:
+            data["eta_seconds"] = job.eta_seconds
+        self._emit(EventType.PROGRESS, data)
+
+    def log(self, level: str, message: str, step: int | None) -> None:
+        if self.finished:
+            return
+        self._emit(
+            EventType.LOG,
+            {
+                "level": level,
+                "message": message,
+                "step": step if step is not None else self.job.current_step,
+            },
+        )
+
+    def set_artifact(self, path: str, media_type: str, filename: str) -> None:
+        self.job = replace(self.job, artifact=Artifact(path, media_type, filename))
+
+    def _emit(self, type_: EventType, data: dict[str, Any]) -> Event:
+        job = self.job
+        event = Event(job_id=job.id, owner=job.owner, seq=job.seq + 1, type=type_, data=data)
+        self.job = job.apply(event)
+        self._unpublished.append(event)
+        self._unstored.append(event)
+        self._kick.set()
+        return event
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            if self._unpublished:
+                batch, self._unpublished = self._unpublished, []
+                await self._bus.publish(batch)
+            if self._stopping:
+                return
+            if self._flush_due:
+                self._flush_due = False
+                await self._flush()
+            elif self._unstored and self._flush_timer is None:
+                self._flush_timer = asyncio.get_running_loop().call_later(
+                    self._flush_interval, self._request_flush
+                )
+
+    def _request_flush(self) -> None:
+        self._flush_timer = None
+        self._flush_due = True
+        self._kick.set()
+
+    async def _flush(self) -> None:
+        if not self._unstored or self.lost:
+            return
+        events, self._unstored = self._unstored, []
+        job = self.job if events[-1].seq == self.job.seq else None
+        if job is None:  # pragma: no cover - _emit and _flush both run on the loop thread
+            raise AssertionError("reporter snapshot out of step with its events")
+        try:
+            await self._store.append(job, events)
+        except StaleJob:
+            self.lost = True
+            log.warning("job %s was taken over while running here; its reports stop", job.id)
+        except Exception:
+            # The store is unreachable for now: keep the batch and try again next interval.
+            log.exception("storing events of job %s failed; retrying", job.id)
+            self._unstored = events + self._unstored
+
+    async def finish(self, type_: EventType, data: dict[str, Any]) -> Event | None:
+        """End the job with ``type_`` (a terminal event, or a status change back to queued):
+        everything pending is published, all of it is stored, then the final event goes out."""
+        if self.finished:
+            return None
+        self.finished = True
+        await self._stop_pump()
+        final = self._emit(type_, data)
+        self._unpublished.pop()
+        if self._unpublished:
+            batch, self._unpublished = self._unpublished, []
+            await self._bus.publish(batch)
+        if self.lost:
+            return None
+        events, self._unstored = self._unstored, []
+        try:
+            await self._store.append(self.job, events)
+        except StaleJob:
+            self.lost = True
+            log.warning("job %s was taken over before it could finish here", self.job.id)
+            return None
+        await self._bus.publish([final])
+        return final
+
+    async def abandon(self) -> None:
+        """Stop without a final event (the job was taken over elsewhere)."""
+        self.finished = True
+        await self._stop_pump()
+
+    async def _stop_pump(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self._stopping = True
+        self._kick.set()
+        if not self._pump_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task

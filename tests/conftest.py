@@ -21,8 +21,9 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Servers of a test's own, with its own settings; all stopped after the test."""
     started: list[ServerProcess] = []
 
-    def make(env: dict[str, str] | None = None, data_dir: Path | None = None,
-             port: int | None = None) -> ServerProcess:
+    def make(
+        env: dict[str, str] | None = None, data_dir: Path | None = None, port: int | None = None
+    ) -> ServerProcess:
         proc = ServerProcess(data_dir or tmp_path / f"data{len(started)}", env, port)
         started.append(proc)
         return proc

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
                 "JOBSTREAM_AUTH=jwt needs JOBSTREAM_JWT_SECRET (HS256) or "
                 "JOBSTREAM_JWT_PUBLIC_KEY (RS256/ES256)"
             )
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
+            raise ValueError(
+                "JOBSTREAM_JWT_SECRET must be at least 32 bytes for HS256 (RFC 7518 section 3.2); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         if self.stream_backlog_hard <= self.stream_backlog_soft:
             raise ValueError(
                 "JOBSTREAM_STREAM_BACKLOG_HARD must be above JOBSTREAM_STREAM_BACKLOG_SOFT"

@@ -98,7 +98,9 @@ async def test_finished_job_stream_sends_its_snapshot_then_closes(server: Server
 
 
 async def test_resume_via_query_parameter_and_resume_at_the_end(server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url, headers=bearer("carol"), timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers=bearer("carol"), timeout=30
+    ) as client:
         job = (await client.post("/api/v1/jobs", json={"kind": "character", "params": {}})).json()
         events = await collect(client, f"/api/v1/jobs/{job['id']}/events")
         last = int(events[-1].id or 0)
@@ -118,7 +120,9 @@ async def test_all_jobs_stream_starts_with_a_snapshot_and_follows_new_jobs(
             snapshot = await reader.next()
             assert snapshot is not None and snapshot.event == "snapshot"
             assert isinstance(snapshot.json["items"], list)
-            job = (await client.post("/api/v1/jobs", json={"kind": "character", "params": {}})).json()
+            job = (
+                await client.post("/api/v1/jobs", json={"kind": "character", "params": {}})
+            ).json()
             seen = []
             while True:
                 event = await reader.next()

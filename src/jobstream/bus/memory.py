@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class MemoryBus(EventBus):
     def __init__(
-        self, *, window_per_job: int = 512, window_jobs: int = 1024, window_total: int = 8192
+        self, *, window_per_job: int = 128, window_jobs: int = 1024, window_total: int = 1024
     ) -> None:
         super().__init__()
         self._by_job: dict[str, set[Subscriber]] = {}

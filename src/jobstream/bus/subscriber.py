@@ -12,7 +12,9 @@ Backpressure policy (litestar's ``max_backlog`` idea, with a distinction it lack
 - status, log and terminal events are never dropped; if the backlog still passes ``hard_limit``
   the subscriber is closed with reason ``"overflow"`` and the stream ends (the client resumes
   from its last ``seq`` and loses nothing).
-Push is O(1): a replaced progress event leaves a ``None`` hole that ``drain`` skips.
+Push is amortised O(1): a replaced progress event leaves a ``None`` hole that ``drain`` skips,
+and the holes are compacted away once they outnumber the live events, so a reader that never
+drains holds at most about twice ``soft_limit`` slots.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class Subscriber:
                     pending[at] = None
                     self._live -= 1
                     self.coalesced += 1
+                    if len(pending) > 2 * self._live + 64:
+                        pending = self._compact()
             self._progress_at[event.job_id] = len(pending)
         pending.append(event)
         self._live += 1
@@ -97,6 +101,16 @@ class Subscriber:
             self.close("overflow")
             return
         self._wake()
+
+    def _compact(self) -> list[Event | None]:
+        live: list[Event | None] = [e for e in self._pending if e is not None]
+        self._pending = live
+        self._progress_at = {
+            e.job_id: i
+            for i, e in enumerate(live)
+            if e is not None and e.type is EventType.PROGRESS
+        }
+        return live
 
     def wake(self, flags: Wake) -> None:
         """Ask the reader to send a heartbeat or to end on its time limit."""

@@ -48,6 +48,11 @@ class Metrics:
             "Streams ended because their reader fell too far behind",
             registry=r,
         )
+        self.coalesced = Counter(
+            "jobstream_coalesced_events",
+            "Progress events replaced by a newer one for a reader that was behind",
+            registry=r,
+        )
         self.jobs_submitted = Counter(
             "jobstream_jobs_submitted", "Jobs submitted", ["kind"], registry=r
         )
@@ -59,6 +64,11 @@ class Metrics:
         )
         self.errors = Counter(
             "jobstream_http_errors", "Error answers by status code", ["code"], registry=r
+        )
+        self.backlog_max = Gauge(
+            "jobstream_stream_backlog_max",
+            "The most events any open stream holds unsent (bounded by the backlog limits)",
+            registry=r,
         )
         self.subscriptions = Gauge(
             "jobstream_bus_subscriptions", "Readers subscribed to the event bus", registry=r

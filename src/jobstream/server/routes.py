@@ -242,6 +242,7 @@ def build_router() -> APIRouter:
     @router.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics(rt: RuntimeDep) -> Response:
         rt.metrics.subscriptions.set(rt.bus.subscriber_count)
+        rt.metrics.backlog_max.set(rt.hub.largest_backlog)
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return router

@@ -85,6 +85,10 @@ class StreamHub:
     def count_for(self, transport: str) -> int:
         return self._per_transport.get(transport, 0)
 
+    @property
+    def largest_backlog(self) -> int:
+        return max((s.backlog for s in self._streams), default=0)
+
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick(), name="jobstream-stream-ticker")
 
@@ -181,6 +185,8 @@ class StreamHub:
         )
         if subscriber.close_reason == "overflow":
             self.metrics.overflow_disconnects.inc()
+        if subscriber.coalesced:
+            self.metrics.coalesced.inc(subscriber.coalesced)
         async with self._freed:
             self._freed.notify_all()
 
@@ -247,6 +253,7 @@ class StreamHub:
             yield units
         if live.finished:
             return
+
         def fresh(event: Event) -> bool:
             nonlocal last
             if event.seq <= last:

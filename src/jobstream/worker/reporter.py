@@ -45,8 +45,8 @@ class JobReporter:
         self._unstored: list[Event] = []
         self._eta = EtaEstimator()
         self._kick = asyncio.Event()
-        self._flush_due = False
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
         self._stopping = False
         self.finished = False
         self.lost = False
@@ -101,6 +101,7 @@ class JobReporter:
     # -- delivery -----------------------------------------------------------------------------
 
     async def _pump(self) -> None:
+        """Publish what was reported, in order; the store write runs beside it, not in it."""
         while True:
             await self._kick.wait()
             self._kick.clear()
@@ -109,18 +110,22 @@ class JobReporter:
                 await self._bus.publish(batch)
             if self._stopping:
                 return
-            if self._flush_due:
-                self._flush_due = False
-                await self._flush()
-            elif self._unstored and self._flush_timer is None:
+            if self._unstored and self._flush_timer is None and self._flushing is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
-                    self._flush_interval, self._request_flush
+                    self._flush_interval, self._start_flush
                 )
 
-    def _request_flush(self) -> None:
+    def _start_flush(self) -> None:
         self._flush_timer = None
-        self._flush_due = True
-        self._kick.set()
+        self._flushing = asyncio.create_task(self._flush_then_rearm())
+
+    async def _flush_then_rearm(self) -> None:
+        try:
+            await self._flush()
+        finally:
+            self._flushing = None
+            if self._unstored and not self._stopping:
+                self._kick.set()
 
     async def _flush(self) -> None:
         if not self._unstored or self.lost:
@@ -177,3 +182,5 @@ class JobReporter:
         if not self._pump_task.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)

@@ -1,0 +1,581 @@
+"""The SQL store: SQLite (the embedded default, one file) or PostgreSQL (several instances).
+
+One code path for both, on SQLAlchemy Core with the async drivers (``aiosqlite``, ``asyncpg``).
+Every status-sensitive write is a conditional ``UPDATE`` (on the status and ``seq`` it read), so a
+write based on a stale read never lands, whichever database and however many processes. On top:
+
+- PostgreSQL: ``claim`` takes the oldest queued row with ``FOR UPDATE SKIP LOCKED``, so claimers
+  in several processes never wait on, or collide over, the same job; ``transition`` locks its row.
+- SQLite: WAL, ``busy_timeout``, and an ``asyncio.Lock`` that serialises this process's write
+  transactions (SQLite has one writer at a time; queuing them here beats ``SQLITE_BUSY``).
+
+Timestamps are stored as microseconds since the epoch (``BigInteger``), JSON through the project
+codec (orjson).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL, RowMapping, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from jobstream import codec
+from jobstream.models import Artifact, Event, EventType, Job, JobStatus, monotonic_us
+from jobstream.store.base import EventFactory, JobPage, JobStore, StaleJob
+from jobstream.store.memory import created_us, decode_cursor, encode_cursor
+
+__all__ = ["SQLStore", "normalize_url"]
+
+# Ids compare byte-wise everywhere (as Python strings do in the memory store), whatever the
+# PostgreSQL server's default collation: list order and page cursors depend on it.
+_Id = sa.String().with_variant(sa.String(collation="C"), "postgresql")
+
+metadata = sa.MetaData()
+
+jobs_table = sa.Table(
+    "jobstream_jobs",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("owner", sa.String, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("state", sa.String, nullable=True),
+    sa.Column("progress", sa.Float, nullable=False, default=0.0),
+    sa.Column("current_step", sa.Integer, nullable=True),
+    sa.Column("total_steps", sa.Integer, nullable=True),
+    sa.Column("step_name", sa.String, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("eta_seconds", sa.Float, nullable=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("artifact_path", sa.Text, nullable=True),
+    sa.Column("artifact_media_type", sa.String, nullable=True),
+    sa.Column("artifact_filename", sa.String, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("started_us", sa.BigInteger, nullable=True),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+    sa.Column("finished_us", sa.BigInteger, nullable=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_owner", sa.String, nullable=True),
+    sa.Column("lease_until_us", sa.BigInteger, nullable=True),
+    sa.Index("ix_jobstream_jobs_owner_created", "owner", "created_us", "id"),
+    sa.Index("ix_jobstream_jobs_status_kind_created", "status", "kind", "created_us"),
+    sa.Index("ix_jobstream_jobs_status_lease", "status", "lease_until_us"),
+)
+
+events_table = sa.Table(
+    "jobstream_events",
+    metadata,
+    sa.Column(
+        "job_id",
+        _Id,
+        sa.ForeignKey("jobstream_jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_jobstream_events_owner_cursor", "owner", "cursor"),
+    sa.Index("ix_jobstream_events_cursor", "cursor"),
+)
+
+_J = jobs_table.c
+_E = events_table.c
+
+# Trimming removes only these; status changes and terminal events stay for good.
+_TRIMMABLE = (EventType.PROGRESS.value, EventType.LOG.value)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+# How often a conditional write that lost a race (another process moved the row between the
+# read and the write; only possible without row locks, i.e. on SQLite) is retried.
+_RACE_RETRIES = 20
+
+
+# --- conversions: the only places rows and objects meet -----------------------------------
+
+
+def _to_us(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return (ts - _EPOCH) // _ONE_US
+
+
+def _opt_us(ts: datetime | None) -> int | None:
+    return None if ts is None else _to_us(ts)
+
+
+def _from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=int(us))
+
+
+def _job_state_values(job: Job) -> dict[str, Any]:
+    """Every column a snapshot determines (not the identity, the cancel flag or the lease)."""
+    artifact = job.artifact
+    return {
+        "status": job.status.value,
+        "state": job.state,
+        "progress": float(job.progress),
+        "current_step": job.current_step,
+        "total_steps": job.total_steps,
+        "step_name": job.step_name,
+        "message": job.message,
+        "eta_seconds": job.eta_seconds,
+        "result": job.result,
+        "artifact_path": artifact.path if artifact else None,
+        "artifact_media_type": artifact.media_type if artifact else None,
+        "artifact_filename": artifact.filename if artifact else None,
+        "error": job.error,
+        "started_us": _opt_us(job.started_at),
+        "updated_us": _to_us(job.updated_at),
+        "finished_us": _opt_us(job.finished_at),
+        "seq": job.seq,
+        "attempts": job.attempts,
+    }
+
+
+def _job_to_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "owner": job.owner,
+        "params": job.params,
+        "created_us": created_us(job),
+        "cancel_requested": job.cancel_requested,
+        "lease_owner": None,
+        "lease_until_us": None,
+        **_job_state_values(job),
+    }
+
+
+def _row_to_job(row: RowMapping) -> Job:
+    artifact = None
+    if row["artifact_path"] is not None:
+        artifact = Artifact(
+            path=row["artifact_path"],
+            media_type=row["artifact_media_type"],
+            filename=row["artifact_filename"],
+        )
+    created = _from_us(row["created_us"])
+    updated = _from_us(row["updated_us"])
+    assert created is not None and updated is not None
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        owner=row["owner"],
+        params=row["params"],
+        status=JobStatus(row["status"]),
+        state=row["state"],
+        progress=float(row["progress"]),
+        current_step=row["current_step"],
+        total_steps=row["total_steps"],
+        step_name=row["step_name"],
+        message=row["message"],
+        eta_seconds=row["eta_seconds"],
+        result=row["result"],
+        artifact=artifact,
+        error=row["error"],
+        created_at=created,
+        started_at=_from_us(row["started_us"]),
+        updated_at=updated,
+        finished_at=_from_us(row["finished_us"]),
+        seq=int(row["seq"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        attempts=int(row["attempts"]),
+    )
+
+
+def _event_to_row(event: Event) -> dict[str, Any]:
+    return {
+        "job_id": event.job_id,
+        "seq": event.seq,
+        "owner": event.owner,
+        "type": event.type.value,
+        "cursor": event.cursor,
+        "data": event.data,
+    }
+
+
+def _row_to_event(row: RowMapping) -> Event:
+    return Event(
+        job_id=row["job_id"],
+        owner=row["owner"],
+        seq=int(row["seq"]),
+        type=EventType(row["type"]),
+        data=row["data"],
+        cursor=int(row["cursor"]),
+    )
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Point plain ``sqlite://`` and ``postgresql://`` (or ``postgres://``) URLs at the async
+    drivers; URLs that already name a driver are kept."""
+    parsed = make_url(url)
+    name = parsed.drivername
+    if name == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif name in ("postgresql", "postgres", "postgres+asyncpg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in database
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+class SQLStore(JobStore):
+    def __init__(self, url: str, *, max_events_per_job: int = 1000) -> None:
+        self.max_events_per_job = max_events_per_job
+        self.url = normalize_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported store URL {url!r}: use sqlite:/// or postgresql://")
+        self._sqlite = self.dialect == "sqlite"
+        # An in-memory SQLite database is one shared connection: every use must take turns.
+        self._serialise_reads = self._sqlite and _sqlite_in_memory(self.url)
+        self._write_lock = asyncio.Lock()
+        self._engine: AsyncEngine | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _make_engine(self) -> AsyncEngine:
+        if self._sqlite:
+            database = self.url.database or ""
+            if not _sqlite_in_memory(self.url) and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            self.url,
+            json_serializer=codec.dumps_str,
+            json_deserializer=codec.loads,
+        )
+        if self._sqlite:
+            sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the store is not started: await store.start() first")
+        return self._engine
+
+    async def start(self) -> None:
+        if self._engine is None:
+            self._engine = self._make_engine()
+        async with self._write() as conn:
+            await conn.run_sync(metadata.create_all, checkfirst=True)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
+        # Let this process's write in progress (SQLite) finish before the connections go.
+        async with self._write_lock if self._sqlite else contextlib.nullcontext():
+            await engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (committed on success, rolled back on error)."""
+        if self._sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        if self._serialise_reads:
+            async with self._write_lock, self.engine.connect() as conn:
+                yield conn
+        else:
+            async with self.engine.connect() as conn:
+                yield conn
+
+    # --- shared pieces ----------------------------------------------------------------------
+
+    async def _insert_events(self, conn: AsyncConnection, events: Sequence[Event]) -> None:
+        if events:
+            await conn.execute(events_table.insert(), [_event_to_row(e) for e in events])
+
+    async def _trim(self, conn: AsyncConnection, job_id: str, latest_seq: int) -> None:
+        # Events at or below the floor go (but status changes and terminal events): a single
+        # range delete on the primary key, and only once the log can be longer than the bound.
+        floor = latest_seq - self.max_events_per_job
+        if floor <= 0:
+            return
+        await conn.execute(
+            events_table.delete().where(
+                _E.job_id == job_id, _E.seq <= floor, _E.type.in_(_TRIMMABLE)
+            )
+        )
+
+    async def _apply(
+        self, conn: AsyncConnection, job: Job, event: Event, lease: tuple[str, int] | None = None
+    ) -> tuple[Job, Event] | None:
+        """Store ``event`` and the snapshot after it, if the row is still at ``job``'s status and
+        seq; ``None`` if it moved (only without a row lock, i.e. another process on SQLite)."""
+        if event.seq != job.seq + 1:
+            raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
+        after = job.apply(event)
+        values = _job_state_values(after)
+        if lease is not None:
+            values["lease_owner"], values["lease_until_us"] = lease
+        elif after.status is not JobStatus.RUNNING:
+            values["lease_owner"] = values["lease_until_us"] = None
+        updated = await conn.execute(
+            jobs_table.update()
+            .where(_J.id == job.id, _J.status == job.status.value, _J.seq == job.seq)
+            .values(values)
+        )
+        if updated.rowcount != 1:
+            return None
+        await conn.execute(events_table.insert(), [_event_to_row(event)])
+        await self._trim(conn, job.id, event.seq)
+        return after, event
+
+    # --- the contract ----------------------------------------------------------------------
+
+    async def create(self, job: Job, event: Event) -> None:
+        try:
+            async with self._write() as conn:
+                await conn.execute(jobs_table.insert(), [_job_to_row(job)])
+                await self._insert_events(conn, [event])
+        except IntegrityError as exc:
+            raise ValueError(f"job {job.id} exists") from exc
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self._read() as conn:
+            row = (
+                (await conn.execute(sa.select(jobs_table).where(_J.id == job_id)))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _row_to_job(row)
+
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        query = sa.select(jobs_table)
+        if owner is not None:
+            query = query.where(_J.owner == owner)
+        if status is not None:
+            query = query.where(_J.status == JobStatus(status).value)
+        if kind is not None:
+            query = query.where(_J.kind == kind)
+        if cursor is not None:
+            before_us, before_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    _J.created_us < before_us,
+                    sa.and_(_J.created_us == before_us, _J.id < before_id),
+                )
+            )
+        limit = max(limit, 0)
+        query = query.order_by(_J.created_us.desc(), _J.id.desc()).limit(limit + 1)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        page = [_row_to_job(row) for row in rows[:limit]]
+        more = len(rows) > limit and bool(page)
+        next_cursor = encode_cursor(rows[limit - 1]["created_us"], page[-1].id) if more else None
+        return JobPage(page, next_cursor)
+
+    async def append(self, job: Job, events: Sequence[Event]) -> None:
+        first = events[0].seq if events else job.seq
+        values = _job_state_values(job)
+        if job.status.terminal:
+            values["lease_owner"] = values["lease_until_us"] = None
+        async with self._write() as conn:
+            # The stored cancel flag is not written: a cancel request that lands meanwhile stays.
+            updated = await conn.execute(
+                jobs_table.update()
+                .where(
+                    _J.id == job.id,
+                    _J.status == JobStatus.RUNNING.value,
+                    _J.seq == first - 1,
+                )
+                .values(values)
+            )
+            if updated.rowcount != 1:
+                raise StaleJob(job.id)
+            await self._insert_events(conn, events)
+            await self._trim(conn, job.id, max(job.seq, events[-1].seq if events else 0))
+
+    async def transition(
+        self, job_id: str, allowed_from: Collection[JobStatus], make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        allowed = {JobStatus(s) for s in allowed_from}
+        query = sa.select(jobs_table).where(_J.id == job_id)
+        if not self._sqlite:
+            query = query.with_for_update()
+        for _ in range(_RACE_RETRIES):
+            async with self._write() as conn:
+                row = (await conn.execute(query)).mappings().first()
+                if row is None:
+                    return None
+                job = _row_to_job(row)
+                if job.status not in allowed:
+                    return None
+                done = await self._apply(conn, job, make_event(job))
+                if done is not None:
+                    return done
+        raise StaleJob(job_id)
+
+    async def claim(
+        self, kinds: Collection[str], worker_id: str, lease_seconds: float, make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        kinds = list(kinds)
+        if not kinds:
+            return None
+        query = (
+            sa.select(jobs_table)
+            .where(_J.status == JobStatus.QUEUED.value, _J.kind.in_(kinds))
+            .order_by(_J.created_us, _J.id)
+            .limit(1)
+        )
+        if not self._sqlite:
+            query = query.with_for_update(skip_locked=True)
+        for _ in range(_RACE_RETRIES):
+            async with self._write() as conn:
+                row = (await conn.execute(query)).mappings().first()
+                if row is None:
+                    return None
+                job = _row_to_job(row)
+                lease = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
+                done = await self._apply(conn, job, make_event(job), lease)
+                if done is not None:
+                    return done
+            # Another process took this one between our read and our write: look again.
+        return None
+
+    async def renew_leases(
+        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+    ) -> set[str]:
+        wanted = set(job_ids)
+        if not wanted:
+            return set()
+        until = monotonic_us() + int(lease_seconds * 1e6)
+        async with self._write() as conn:
+            result = await conn.execute(
+                jobs_table.update()
+                .where(_J.id.in_(sorted(wanted)), _J.lease_owner == worker_id)
+                .values(lease_until_us=until)
+                .returning(_J.id)
+            )
+            held = {row[0] for row in result}
+        return wanted - held
+
+    async def expired_leases(self, now_us: int, limit: int = 100) -> list[Job]:
+        query = (
+            sa.select(jobs_table)
+            .where(_J.status == JobStatus.RUNNING.value, _J.lease_until_us < now_us)
+            .order_by(_J.lease_until_us, _J.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_row_to_job(row) for row in rows]
+
+    async def running_jobs(self, limit: int = 1000) -> list[Job]:
+        query = (
+            sa.select(jobs_table)
+            .where(_J.status == JobStatus.RUNNING.value)
+            .order_by(_J.created_us, _J.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_row_to_job(row) for row in rows]
+
+    async def request_cancel(self, job_id: str) -> Job | None:
+        async with self._write() as conn:
+            await conn.execute(
+                jobs_table.update().where(_J.id == job_id).values(cancel_requested=True)
+            )
+            row = (
+                (await conn.execute(sa.select(jobs_table).where(_J.id == job_id)))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _row_to_job(row)
+
+    async def events_after(
+        self, job_id: str, after_seq: int, limit: int = 1000
+    ) -> list[Event] | None:
+        query = (
+            sa.select(events_table)
+            .where(_E.job_id == job_id, _E.seq > after_seq)
+            .order_by(_E.seq)
+            .limit(max(limit, 0))
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            events = [_row_to_event(row) for row in rows]
+            if events and events[0].seq != after_seq + 1:
+                return None
+            # A trimmed middle shows as a hole between kept events.
+            for before, after in itertools.pairwise(events):
+                if after.seq != before.seq + 1:
+                    return None
+            if limit > 0 and len(events) < limit:
+                return events
+            # The page is whole, but a hole may lie past it (the memory store looks at every
+            # wanted event): the log is whole iff it holds every seq up to its last one.
+            count, last = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.max(_E.seq)).where(
+                        _E.job_id == job_id, _E.seq > after_seq
+                    )
+                )
+            ).one()
+        if count and count != last - after_seq:
+            return None
+        return events
+
+    async def owner_events_after(
+        self, owner: str | None, after_cursor: int, limit: int = 1000
+    ) -> list[Event]:
+        query = sa.select(events_table).where(_E.cursor > after_cursor)
+        if owner is not None:
+            query = query.where(_E.owner == owner)
+        query = query.order_by(_E.cursor, _E.job_id, _E.seq).limit(max(limit, 0))
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_row_to_event(row) for row in rows]

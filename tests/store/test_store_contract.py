@@ -1,0 +1,732 @@
+"""The job store contract, one suite for every backend (memory, SQLite, PostgreSQL).
+
+The memory store is the reference: whatever it answers, the SQL stores must answer too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from jobstream.models import (
+    Artifact,
+    Event,
+    EventType,
+    Job,
+    JobStatus,
+    monotonic_us,
+    new_job_id,
+)
+from jobstream.store.base import EventFactory, JobStore, StaleJob
+from jobstream.store.memory import created_us, encode_cursor
+from jobstream.store.sql import SQLStore, jobs_table, normalize_url
+
+T0 = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
+HOUR_US = 3_600_000_000
+
+StoreFactory = Callable[[], Awaitable[JobStore]]
+
+
+# --- builders ---------------------------------------------------------------------------
+
+
+def new_job(
+    *,
+    kind: str = "task",
+    owner: str = "alice",
+    job_id: str | None = None,
+    created_at: datetime = T0,
+    params: dict[str, Any] | None = None,
+    cursor: int | None = None,
+) -> tuple[Job, Event]:
+    """A queued job and its first event, as the server makes them."""
+    job_id = job_id or new_job_id()
+    first = Event(
+        job_id=job_id,
+        owner=owner,
+        seq=1,
+        type=EventType.STATUS_CHANGE,
+        data={"old_status": None, "new_status": JobStatus.QUEUED.value},
+        **({} if cursor is None else {"cursor": cursor}),
+    )
+    blank = Job(
+        id=job_id,
+        kind=kind,
+        owner=owner,
+        params={} if params is None else params,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    return blank.apply(first), first
+
+
+async def add(store: JobStore, **kwargs: Any) -> Job:
+    job, first = new_job(**kwargs)
+    await store.create(job, first)
+    return job
+
+
+def to_status(new: JobStatus, cursor: int | None = None) -> EventFactory:
+    def make(job: Job) -> Event:
+        return Event(
+            job_id=job.id,
+            owner=job.owner,
+            seq=job.seq + 1,
+            type=EventType.STATUS_CHANGE,
+            data={"old_status": job.status.value, "new_status": new.value},
+            **({} if cursor is None else {"cursor": cursor}),
+        )
+
+    return make
+
+
+def ending(kind: EventType, **data: Any) -> EventFactory:
+    def make(job: Job) -> Event:
+        return Event(job_id=job.id, owner=job.owner, seq=job.seq + 1, type=kind, data=data)
+
+    return make
+
+
+def follow(job: Job, *specs: tuple[EventType, dict[str, Any]]) -> tuple[Job, list[Event]]:
+    """The events a worker would write next, and the snapshot after them."""
+    events = []
+    for offset, (kind, data) in enumerate(specs, start=1):
+        event = Event(job_id=job.id, owner=job.owner, seq=job.seq + offset, type=kind, data=data)
+        events.append(event)
+    for event in events:
+        job = job.apply(event)
+    return job, events
+
+
+def progress(job: Job, count: int) -> tuple[Job, list[Event]]:
+    return follow(
+        job,
+        *[
+            (EventType.PROGRESS, {"progress": float(job.seq + i), "message": f"p{job.seq + i}"})
+            for i in range(1, count + 1)
+        ],
+    )
+
+
+async def claim(
+    store: JobStore, kinds: Sequence[str] = ("task",), worker: str = "w1", lease: float = 30.0
+) -> Job:
+    claimed = await store.claim(kinds, worker, lease, to_status(JobStatus.RUNNING))
+    assert claimed is not None
+    return claimed[0]
+
+
+def records(events: Sequence[Event] | None) -> list[dict[str, Any]]:
+    assert events is not None
+    return [event.to_record() for event in events]
+
+
+def seqs(events: Sequence[Event] | None) -> list[int]:
+    assert events is not None
+    return [event.seq for event in events]
+
+
+# --- create / get -----------------------------------------------------------------------
+
+
+async def test_create_get_round_trips_every_field(store: JobStore) -> None:
+    job_id = new_job_id()
+    first = Event(
+        job_id=job_id,
+        owner="alice",
+        seq=1,
+        type=EventType.STATUS_CHANGE,
+        data={"old_status": None, "new_status": "queued"},
+    )
+    job = Job(
+        id=job_id,
+        kind="video",
+        owner="alice",
+        params={"url": "https://x/é", "n": 3, "ratio": 0.25, "flags": [True, None], "o": {"k": []}},
+        status=JobStatus.COMPLETED,
+        state="rendering",
+        progress=42.5,
+        current_step=5,
+        total_steps=12,
+        step_name="AI Upscaling",
+        message="ünïcode ✓ line",
+        eta_seconds=12.25,
+        result={"pages": 7, "nested": {"a": [1, 2.5, "x", None]}},
+        artifact=Artifact(path="/data/a/out.pdf", media_type="application/pdf", filename="o.pdf"),
+        error="boom",
+        created_at=T0,
+        started_at=T0 + timedelta(seconds=1, microseconds=1),
+        updated_at=T0 + timedelta(seconds=2, microseconds=999_999),
+        finished_at=T0 + timedelta(seconds=3, microseconds=7),
+        seq=1,
+        cancel_requested=True,
+        attempts=3,
+    )
+    await store.create(job, first)
+
+    got = await store.get(job_id)
+    assert got == job
+    assert got is not None
+    for ts in (got.created_at, got.started_at, got.updated_at, got.finished_at):
+        assert ts is not None
+        assert ts.utcoffset() == timedelta(0)
+    assert got.created_at.microsecond == 123456
+    assert records(await store.events_after(job_id, 0)) == [first.to_record()]
+
+
+async def test_create_get_round_trips_empty_optionals(store: JobStore) -> None:
+    job = await add(store, params={})
+    got = await store.get(job.id)
+    assert got == job
+    assert got is not None
+    assert got.result is None and got.artifact is None and got.started_at is None
+    assert got.status is JobStatus.QUEUED and got.seq == 1
+
+
+async def test_create_twice_is_refused(store: JobStore) -> None:
+    job, first = new_job()
+    await store.create(job, first)
+    with pytest.raises(ValueError):
+        await store.create(job, first)
+    assert seqs(await store.events_after(job.id, 0)) == [1]
+
+
+async def test_get_missing(store: JobStore) -> None:
+    assert await store.get("nope") is None
+    assert await store.events_after("nope", 0) == []
+
+
+# --- list_jobs --------------------------------------------------------------------------
+
+
+async def test_list_jobs_newest_first_with_filters(store: JobStore) -> None:
+    a1 = await add(store, owner="alice", kind="video", created_at=T0)
+    b1 = await add(store, owner="bob", kind="video", created_at=T0 + timedelta(seconds=1))
+    a2 = await add(store, owner="alice", kind="pdf", created_at=T0 + timedelta(seconds=2))
+    a3 = await add(store, owner="alice", kind="video", created_at=T0 + timedelta(seconds=3))
+    await store.transition(a3.id, {JobStatus.QUEUED}, ending(EventType.CANCELLED, message="x"))
+
+    page = await store.list_jobs(owner="alice")
+    assert [j.id for j in page.items] == [a3.id, a2.id, a1.id]
+    assert page.next_cursor is None
+
+    everyone = await store.list_jobs(owner=None)
+    assert [j.id for j in everyone.items] == [a3.id, a2.id, b1.id, a1.id]
+
+    videos = await store.list_jobs(owner="alice", kind="video")
+    assert [j.id for j in videos.items] == [a3.id, a1.id]
+
+    queued = await store.list_jobs(owner="alice", status=JobStatus.QUEUED)
+    assert [j.id for j in queued.items] == [a2.id, a1.id]
+
+    cancelled = await store.list_jobs(owner=None, status=JobStatus.CANCELLED, kind="video")
+    assert [j.id for j in cancelled.items] == [a3.id]
+    assert cancelled.items[0].status is JobStatus.CANCELLED
+
+    assert (await store.list_jobs(owner="carol")).items == []
+
+
+async def test_list_jobs_pages_with_cursor(store: JobStore) -> None:
+    # Two jobs share a creation time: the id breaks the tie, byte-wise ("a" sorts after "B").
+    ids = ["j0", "j1", "j2", "Bsame", "asame", "j5", "j6"]
+    times = [0, 1, 2, 3, 3, 5, 6]
+    for job_id, second in zip(ids, times, strict=True):
+        await add(store, job_id=job_id, created_at=T0 + timedelta(seconds=second))
+    expected = ["j6", "j5", "asame", "Bsame", "j2", "j1", "j0"]
+
+    seen: list[str] = []
+    cursor = None
+    sizes = []
+    while True:
+        page = await store.list_jobs(owner="alice", limit=3, cursor=cursor)
+        sizes.append(len(page.items))
+        seen.extend(j.id for j in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == expected
+    assert sizes == [3, 3, 1]
+
+    # The cursor is the memory store's: (created_us, id) of the page's last job.
+    first = await store.list_jobs(owner="alice", limit=3)
+    last = first.items[-1]
+    assert last.id == "asame"
+    assert first.next_cursor == encode_cursor(created_us(last), last.id)
+    # An exact page has no next cursor.
+    whole = await store.list_jobs(owner="alice", limit=7)
+    assert len(whole.items) == 7 and whole.next_cursor is None
+
+
+@pytest.mark.parametrize("cursor", ["!!!not base64!!!", "bm8tY29sb24", "YWJjOmRlZg", "\u00e9"])
+async def test_list_jobs_bad_cursor(store: JobStore, cursor: str) -> None:
+    await add(store)
+    with pytest.raises(ValueError):
+        await store.list_jobs(owner=None, cursor=cursor)
+
+
+# --- append -----------------------------------------------------------------------------
+
+
+async def test_append_happy_path(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store)
+    job, events = follow(
+        job,
+        (EventType.PROGRESS, {"progress": 10.0, "current_step": 1, "total_steps": 4}),
+        (EventType.LOG, {"level": "info", "message": "hello", "step": 1}),
+        (EventType.PROGRESS, {"progress": 50.0, "current_step": 2, "step_name": "b"}),
+    )
+    await store.append(job, events)
+    stored = await store.get(job.id)
+    assert stored == job
+    assert stored is not None
+    assert stored.seq == 5 and stored.progress == 50.0 and stored.message == "hello"
+    assert stored.status is JobStatus.RUNNING
+    log = await store.events_after(job.id, 0)
+    assert seqs(log) == [1, 2, 3, 4, 5]
+    assert records(log)[2:] == records(events)
+
+    done, final = follow(job, (EventType.COMPLETED, {"result": {"ok": True}}))
+    await store.append(done, final)
+    stored = await store.get(job.id)
+    assert stored is not None
+    assert stored.status is JobStatus.COMPLETED and stored.result == {"ok": True}
+    assert stored.progress == 100.0 and stored.finished_at == final[0].ts
+
+
+async def test_append_wrong_seq_is_stale(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store)
+    ahead = replace(job, seq=job.seq + 1)  # the worker believes one more event was stored
+    later, events = progress(ahead, 2)
+    with pytest.raises(StaleJob):
+        await store.append(later, events)
+    behind = replace(job, seq=job.seq - 1)
+    later, events = progress(behind, 1)
+    with pytest.raises(StaleJob):
+        await store.append(later, events)
+    assert await store.get(job.id) == job
+    assert seqs(await store.events_after(job.id, 0)) == [1, 2]
+
+
+async def test_append_to_non_running_job_is_stale(store: JobStore) -> None:
+    queued = await add(store)
+    later, events = progress(queued, 1)
+    with pytest.raises(StaleJob):
+        await store.append(later, events)
+    assert await store.get(queued.id) == queued
+
+    job = await claim(store)
+    done, final = follow(job, (EventType.FAILED, {"message": "bad input"}))
+    await store.append(done, final)
+    more, events = progress(done, 1)
+    with pytest.raises(StaleJob):
+        await store.append(more, events)
+    stored = await store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.FAILED
+    assert stored.error == "bad input"
+    assert seqs(await store.events_after(job.id, 0)) == [1, 2, 3]
+
+    with pytest.raises(StaleJob):
+        await store.append(*progress(replace(queued, id="missing"), 1))
+
+
+async def test_cancel_flag_survives_append(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store)
+    cancelled = await store.request_cancel(job.id)
+    assert cancelled is not None and cancelled.cancel_requested is True
+    assert cancelled == replace(job, cancel_requested=True)
+
+    later, events = progress(job, 2)  # the worker's copy has no cancel flag
+    assert later.cancel_requested is False
+    await store.append(later, events)
+    stored = await store.get(job.id)
+    assert stored is not None
+    assert stored.cancel_requested is True
+    assert stored.seq == later.seq
+
+
+async def test_request_cancel_missing(store: JobStore) -> None:
+    assert await store.request_cancel("missing") is None
+
+
+# --- transition -------------------------------------------------------------------------
+
+
+async def test_transition_allowed(store: JobStore) -> None:
+    job = await add(store)
+    done = await store.transition(
+        job.id, {JobStatus.QUEUED}, ending(EventType.CANCELLED, message="by user")
+    )
+    assert done is not None
+    after, event = done
+    assert event.seq == 2 and event.type is EventType.CANCELLED
+    assert after.status is JobStatus.CANCELLED and after.message == "by user"
+    assert after.finished_at == event.ts
+    assert await store.get(job.id) == after
+    assert records(await store.events_after(job.id, 1)) == [event.to_record()]
+
+
+async def test_transition_refused_or_missing(store: JobStore) -> None:
+    job = await add(store)
+    refused = await store.transition(job.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
+    assert refused is None
+    assert await store.get(job.id) == job
+    assert seqs(await store.events_after(job.id, 0)) == [1]
+    assert await store.transition("missing", set(JobStatus), to_status(JobStatus.RUNNING)) is None
+
+
+async def test_transition_rejects_event_with_wrong_seq(store: JobStore) -> None:
+    job = await add(store)
+
+    def skipping(current: Job) -> Event:
+        return replace(to_status(JobStatus.CANCELLED)(current), seq=current.seq + 2)
+
+    with pytest.raises(ValueError):
+        await store.transition(job.id, {JobStatus.QUEUED}, skipping)
+    assert await store.get(job.id) == job
+    assert seqs(await store.events_after(job.id, 0)) == [1]
+
+
+async def test_recovery_requeues_and_old_worker_goes_stale(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store, worker="w1")
+    requeued = await store.transition(job.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
+    assert requeued is not None and requeued[0].status is JobStatus.QUEUED
+    assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+    assert await store.running_jobs() == []
+
+    again = await claim(store, worker="w2")
+    assert again.id == job.id and again.attempts == 2 and again.seq == 4
+    with pytest.raises(StaleJob):
+        await store.append(*progress(job, 1))
+    assert await store.renew_leases([job.id], "w2", 30) == set()
+    assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+
+
+# --- claim ------------------------------------------------------------------------------
+
+
+async def test_claim_oldest_first(store: JobStore) -> None:
+    middle = await add(store, created_at=T0 + timedelta(seconds=1))
+    newest = await add(store, created_at=T0 + timedelta(seconds=2))
+    oldest = await add(store, created_at=T0)
+
+    result = await store.claim(["task"], "w1", 30, to_status(JobStatus.RUNNING))
+    assert result is not None
+    job, event = result
+    assert job.id == oldest.id
+    assert job.status is JobStatus.RUNNING and job.attempts == 1 and job.seq == 2
+    assert job.started_at == event.ts
+    assert event.type is EventType.STATUS_CHANGE and event.data["new_status"] == "running"
+    assert await store.get(job.id) == job
+    assert records(await store.events_after(job.id, 1)) == [event.to_record()]
+
+    assert (await claim(store)).id == middle.id
+    assert (await claim(store)).id == newest.id
+    assert await store.claim(["task"], "w1", 30, to_status(JobStatus.RUNNING)) is None
+
+
+async def test_claim_filters_kinds(store: JobStore) -> None:
+    video = await add(store, kind="video", created_at=T0)
+    pdf = await add(store, kind="pdf", created_at=T0 + timedelta(seconds=1))
+    make = to_status(JobStatus.RUNNING)
+    assert await store.claim([], "w1", 30, make) is None
+    assert await store.claim(["task"], "w1", 30, make) is None
+    assert (await claim(store, kinds=["pdf"])).id == pdf.id
+    assert await store.claim(["pdf"], "w1", 30, make) is None
+    assert (await claim(store, kinds=["pdf", "video"])).id == video.id
+    assert await store.claim(["pdf", "video"], "w1", 30, make) is None
+
+
+async def test_claim_skips_jobs_that_are_not_queued(store: JobStore) -> None:
+    gone = await add(store, created_at=T0)
+    await store.transition(gone.id, {JobStatus.QUEUED}, ending(EventType.CANCELLED))
+    waiting = await add(store, created_at=T0 + timedelta(seconds=1))
+    assert (await claim(store)).id == waiting.id
+
+
+async def _claim_everything(stores: Sequence[JobStore], loops_per_store: int) -> list[str]:
+    async def loop(store: JobStore, worker: str) -> list[str]:
+        taken = []
+        while True:
+            claimed = await store.claim(["task"], worker, 30, to_status(JobStatus.RUNNING))
+            if claimed is None:
+                return taken
+            taken.append(claimed[0].id)
+            await asyncio.sleep(0)
+
+    results = await asyncio.gather(
+        *(loop(s, f"w{i}.{j}") for i, s in enumerate(stores) for j in range(loops_per_store))
+    )
+    return [job_id for taken in results for job_id in taken]
+
+
+async def _assert_claimed_once(store: JobStore, ids: list[str], claimed: list[str]) -> None:
+    assert sorted(claimed) == sorted(ids)  # each job once: no double hand-out, none missed
+    for job_id in ids:
+        stored = await store.get(job_id)
+        assert stored is not None
+        assert stored.status is JobStatus.RUNNING and stored.attempts == 1 and stored.seq == 2
+        assert seqs(await store.events_after(job_id, 0)) == [1, 2]
+
+
+async def test_concurrent_claims_hand_each_job_out_once(store: JobStore) -> None:
+    ids = [(await add(store, created_at=T0 + timedelta(milliseconds=i))).id for i in range(20)]
+    claimed = await _claim_everything([store], loops_per_store=10)
+    await _assert_claimed_once(store, ids, claimed)
+
+
+async def test_concurrent_claims_across_engines(
+    store: JobStore, store_factory: StoreFactory | None
+) -> None:
+    if store_factory is None:
+        pytest.skip("the memory store lives in one process: there is no second engine")
+    ids = [(await add(store, created_at=T0 + timedelta(milliseconds=i))).id for i in range(20)]
+    stores = [store, *[await store_factory() for _ in range(3)]]
+    claimed = await _claim_everything(stores, loops_per_store=4)
+    await _assert_claimed_once(store, ids, claimed)
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+async def test_leases_renew_and_expire(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store, worker="w1", lease=30)
+    now = monotonic_us()
+    assert await store.expired_leases(now) == []
+    expired = await store.expired_leases(now + 31_000_000)
+    assert [j.id for j in expired] == [job.id]
+    assert expired[0] == job
+
+    assert await store.renew_leases([job.id], "w1", 3600) == set()
+    assert await store.expired_leases(now + 31_000_000) == []
+    assert [j.id for j in await store.expired_leases(now + 2 * HOUR_US)] == [job.id]
+
+    # Another worker cannot renew (nor extend) a lease it does not hold.
+    assert await store.renew_leases([job.id, "unknown"], "w2", 7200) == {job.id, "unknown"}
+    assert [j.id for j in await store.expired_leases(now + 2 * HOUR_US)] == [job.id]
+    assert await store.renew_leases([], "w1", 30) == set()
+
+    done, final = follow(job, (EventType.COMPLETED, {"result": 1}))
+    await store.append(done, final)
+    assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+    assert await store.expired_leases(now + 10 * HOUR_US) == []
+
+
+async def test_expired_leases_limit_and_running_jobs(store: JobStore) -> None:
+    for i in range(3):
+        await add(store, created_at=T0 + timedelta(seconds=i))
+    queued = await add(store, created_at=T0 + timedelta(seconds=9))
+    claimed = [await claim(store, lease=0.001) for _ in range(3)]
+    later = monotonic_us() + HOUR_US
+    assert len(await store.expired_leases(later, limit=2)) == 2
+    assert {j.id for j in await store.expired_leases(later)} == {j.id for j in claimed}
+    running = await store.running_jobs()
+    assert {j.id for j in running} == {j.id for j in claimed}
+    assert queued.id not in {j.id for j in running}
+    assert len(await store.running_jobs(limit=1)) == 1
+
+
+# --- the event log ----------------------------------------------------------------------
+
+
+async def test_events_after_exact_sequence(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store)
+    job, first_batch = progress(job, 2)
+    await store.append(job, first_batch)
+    job, second_batch = progress(job, 4)
+    await store.append(job, second_batch)
+    events = first_batch + second_batch
+
+    assert seqs(await store.events_after(job.id, 0)) == list(range(1, 9))
+    assert seqs(await store.events_after(job.id, 2)) == [3, 4, 5, 6, 7, 8]
+    assert records(await store.events_after(job.id, 2)) == records(events)
+    assert seqs(await store.events_after(job.id, 5, limit=2)) == [6, 7]
+    assert await store.events_after(job.id, 8) == []
+    assert await store.events_after(job.id, 100) == []
+
+
+async def _long_log(store: JobStore, kept: int, batches: int = 4) -> tuple[Job, Event]:
+    """A running job with seq 1..20 (two status changes, then progress and log), trimmed to
+    ``kept`` recent events, then completed (seq 21)."""
+    store.max_events_per_job = kept
+    await add(store)
+    job = await claim(store)
+    specs = [
+        (EventType.LOG, {"level": "info", "message": f"l{i}"})
+        if i % 3 == 0
+        else (EventType.PROGRESS, {"progress": float(i)})
+        for i in range(3, 21)
+    ]
+    size = -(-len(specs) // batches)
+    for start in range(0, len(specs), size):
+        job, events = follow(job, *specs[start : start + size])
+        await store.append(job, events)
+    done, final = follow(job, (EventType.COMPLETED, {"result": {"n": 20}}))
+    await store.append(done, final)
+    return done, final[0]
+
+
+async def test_trimming_keeps_status_and_terminal_events(store: JobStore) -> None:
+    job, terminal = await _long_log(store, kept=5)
+    # seq 21 is the latest: events <= 16 go, except the two status changes.
+    everything = await store.owner_events_after("alice", 0)
+    assert seqs(everything) == [1, 2, 17, 18, 19, 20, 21]
+    assert everything[-1].type is EventType.COMPLETED
+    assert everything[-1].to_record() == terminal.to_record()
+    assert [e.type for e in everything[:2]] == [EventType.STATUS_CHANGE] * 2
+
+    assert seqs(await store.events_after(job.id, 16)) == [17, 18, 19, 20, 21]
+    assert seqs(await store.events_after(job.id, 20)) == [21]
+    # Asking for trimmed events answers None: the reader must take a snapshot.
+    assert await store.events_after(job.id, 0) is None  # 1, 2, then a hole
+    assert await store.events_after(job.id, 2) is None  # 3..16 are gone
+    assert await store.events_after(job.id, 15) is None  # 16 is gone
+    # ...even when the hole lies past the requested page.
+    assert await store.events_after(job.id, 0, limit=2) is None
+    stored = await store.get(job.id)
+    assert stored == job
+    assert stored is not None and stored.status is JobStatus.COMPLETED
+
+
+async def test_no_trimming_below_the_bound(store: JobStore) -> None:
+    job, _ = await _long_log(store, kept=21)
+    assert seqs(await store.events_after(job.id, 0)) == list(range(1, 22))
+    assert seqs(await store.events_after(job.id, 0, limit=3)) == [1, 2, 3]
+
+
+async def test_trimming_in_one_batch_and_with_a_bound_of_one(store: JobStore) -> None:
+    job, _ = await _long_log(store, kept=1, batches=1)
+    assert seqs(await store.owner_events_after(None, 0)) == [1, 2, 21]
+    assert seqs(await store.events_after(job.id, 20)) == [21]
+    assert await store.events_after(job.id, 19) is None
+
+
+async def test_owner_events_after_orders_by_cursor(store: JobStore) -> None:
+    base = monotonic_us() - HOUR_US
+    a1 = await add(store, owner="alice", cursor=base + 1000)
+    b1 = await add(store, owner="bob", cursor=base + 500)
+    a2 = await add(store, owner="alice", cursor=base + 1500)
+    run = await store.transition(
+        b1.id, {JobStatus.QUEUED}, to_status(JobStatus.RUNNING, cursor=base + 1200)
+    )
+    assert run is not None
+
+    alice = await store.owner_events_after("alice", 0)
+    assert [(e.job_id, e.seq) for e in alice] == [(a1.id, 1), (a2.id, 1)]
+    assert [e.cursor for e in alice] == [base + 1000, base + 1500]
+
+    everyone = await store.owner_events_after(None, 0)
+    assert [(e.job_id, e.seq) for e in everyone] == [
+        (b1.id, 1),
+        (a1.id, 1),
+        (b1.id, 2),
+        (a2.id, 1),
+    ]
+    assert all(isinstance(e, Event) and e.type is EventType.STATUS_CHANGE for e in everyone)
+
+    assert [e.job_id for e in await store.owner_events_after("alice", base + 1000)] == [a2.id]
+    assert [e.seq for e in await store.owner_events_after("bob", base + 500)] == [2]
+    assert await store.owner_events_after("bob", base + 1200) == []
+    assert await store.owner_events_after("carol", 0) == []
+    limited = await store.owner_events_after(None, base + 500, limit=2)
+    assert [(e.job_id, e.seq) for e in limited] == [(a1.id, 1), (b1.id, 2)]
+
+
+async def test_ping(store: JobStore) -> None:
+    await store.ping()
+
+
+# --- SQL-specific -----------------------------------------------------------------------
+
+
+def test_urls_are_pointed_at_async_drivers() -> None:
+    assert normalize_url("sqlite:///x/y.db").drivername == "sqlite+aiosqlite"
+    assert normalize_url("sqlite+aiosqlite:///x/y.db").database == "x/y.db"
+    assert normalize_url("postgresql://u@h:5432/db").drivername == "postgresql+asyncpg"
+    pg = normalize_url("postgres://u:p@h:5433/db")
+    assert (pg.drivername, pg.host, pg.port, pg.database) == ("postgresql+asyncpg", "h", 5433, "db")
+    assert normalize_url("postgresql+asyncpg://h/db").drivername == "postgresql+asyncpg"
+    with pytest.raises(ValueError):
+        SQLStore("mysql://h/db")
+
+
+async def test_sqlite_file_is_durable_and_configured(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "jobs.db"
+    store = SQLStore(f"sqlite:///{path}", max_events_per_job=10)
+    await store.start()
+    await store.start()  # idempotent
+    try:
+        assert path.exists()
+        job = await add(store)
+        async with store.engine.connect() as conn:
+            pragmas = [
+                (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            ]
+        assert pragmas == ["wal", 1, 5000, 1]
+    finally:
+        await store.close()
+
+    reopened = SQLStore(f"sqlite+aiosqlite:///{path}")
+    await reopened.start()
+    try:
+        assert await reopened.get(job.id) == job
+        assert seqs(await reopened.events_after(job.id, 0)) == [1]
+    finally:
+        await reopened.close()
+
+
+async def test_sqlite_in_memory(tmp_path: Path) -> None:
+    store = SQLStore("sqlite+aiosqlite:///:memory:")
+    await store.start()
+    try:
+        await asyncio.gather(*(add(store) for _ in range(5)))
+        assert len((await store.list_jobs(owner="alice")).items) == 5
+        claimed = await _claim_everything([store], loops_per_store=3)
+        assert len(set(claimed)) == 5
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_claim_skips_locked_rows(postgres_url: str) -> None:
+    """A claimer never waits on a row another transaction holds: it takes the next one."""
+    first = SQLStore(postgres_url)
+    second = SQLStore(postgres_url)
+    await first.start()
+    await second.start()
+    try:
+        oldest = await add(first, created_at=T0)
+        nxt = await add(first, created_at=T0 + timedelta(seconds=1))
+        async with first.engine.begin() as conn:
+            await conn.execute(
+                sa.select(jobs_table.c.id).where(jobs_table.c.id == oldest.id).with_for_update()
+            )
+            claimed = await asyncio.wait_for(
+                second.claim(["task"], "w2", 30, to_status(JobStatus.RUNNING)), timeout=5
+            )
+            assert claimed is not None and claimed[0].id == nxt.id
+            # Nothing else is free: the locked row is skipped, not waited for.
+            assert (
+                await asyncio.wait_for(
+                    second.claim(["task"], "w2", 30, to_status(JobStatus.RUNNING)), timeout=5
+                )
+                is None
+            )
+        after = await second.claim(["task"], "w2", 30, to_status(JobStatus.RUNNING))
+        assert after is not None and after[0].id == oldest.id
+    finally:
+        await first.close()
+        await second.close()

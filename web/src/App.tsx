@@ -1,0 +1,73 @@
+import { useEffect, useRef, useSyncExternalStore } from 'react';
+
+import { auth } from './auth';
+import { SignInForm } from './components/SignInForm';
+import { HomePage } from './pages/HomePage';
+import { JobPage } from './pages/JobPage';
+import { NewJobPage } from './pages/NewJobPage';
+import { NotFoundPage } from './pages/NotFoundPage';
+import { Link, matchRoute, usePath } from './router';
+
+function useAuth() {
+  return useSyncExternalStore(auth.subscribe, auth.getSnapshot);
+}
+
+export function App() {
+  const path = usePath();
+  const route = matchRoute(path);
+  const session = useAuth();
+  const mainRef = useRef<HTMLElement>(null);
+  const firstRender = useRef(true);
+
+  // After a client-side navigation, move focus to the new page's heading (as a page load would).
+  useEffect(() => {
+    if (firstRender.current) {
+      firstRender.current = false;
+      return;
+    }
+    mainRef.current?.querySelector<HTMLElement>('h1')?.focus();
+    window.scrollTo(0, 0);
+  }, [path]);
+
+  let page;
+  if (route.name === 'home') page = <HomePage />;
+  else if (route.name === 'new') page = <NewJobPage />;
+  else if (route.name === 'job') page = <JobPage id={route.id} />;
+  else page = <NotFoundPage />;
+
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <div className="topbar__inner">
+          <Link to="/" className="brand" aria-label="jobstream, all jobs">
+            <span className="brand__dot" aria-hidden="true" />
+            jobstream
+          </Link>
+          <nav aria-label="Main" className="topbar__nav">
+            <Link to="/" className="nav-link" aria-current={route.name === 'home' ? 'page' : undefined}>
+              Jobs
+            </Link>
+            <Link to="/new" className="nav-link" aria-current={route.name === 'new' ? 'page' : undefined}>
+              New job
+            </Link>
+            {session.token ? (
+              <button type="button" className="button button--ghost" onClick={() => auth.signOut()} data-testid="signout-button">
+                Sign out
+              </button>
+            ) : null}
+          </nav>
+        </div>
+      </header>
+      <main id="main" ref={mainRef} className="container" tabIndex={-1}>
+        {session.needsSignIn ? <SignInForm hadToken={session.token !== null} /> : null}
+        {/* Keyed on the session, so every live view reconnects with a new token. */}
+        <div key={session.version} hidden={session.needsSignIn}>
+          {page}
+        </div>
+      </main>
+    </>
+  );
+}

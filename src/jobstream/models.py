@@ -135,7 +135,7 @@ class Event:
     cursor: int = field(default_factory=monotonic_us)
     # Caches: an event is encoded once, however many readers receive it.
     _envelope: bytes | None = field(default=None, repr=False)
-    frames: dict[str, bytes] = field(default_factory=dict, repr=False)
+    frames: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ts(self) -> datetime:
@@ -157,7 +157,7 @@ class Event:
             self._envelope = codec.dumps(self.envelope())
         return self._envelope
 
-    def frame(self, name: str, build: Any) -> bytes:
+    def frame(self, name: str, build: Any) -> Any:
         """A transport's wire bytes for this event, built once by ``build(event)`` and shared."""
         cached = self.frames.get(name)
         if cached is None:
@@ -217,6 +217,9 @@ class Job:
     seq: int = 0
     cancel_requested: bool = False
     attempts: int = 0
+    cost: int = 0
+    """Credits debited from the owner when the job was stored; refunded if it fails or is
+    cancelled (see ``JobStore.create``)."""
 
     @property
     def finished(self) -> bool:
@@ -286,6 +289,7 @@ class Job:
             ),
             "error": self.error,
             "cancel_requested": self.cancel_requested,
+            "cost": self.cost,
             "created_at": isoformat(self.created_at),
             "started_at": isoformat(self.started_at),
             "updated_at": isoformat(self.updated_at),

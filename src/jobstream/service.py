@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from jobstream.bus.base import EventBus
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
-from jobstream.store.base import JobPage, JobStore
+from jobstream.store.base import InsufficientCredits, JobPage, JobStore
 from jobstream.worker.pool import status_event, terminal_event
 from jobstream.worker.registry import Registry, UnknownKind
 
@@ -105,6 +105,7 @@ class JobService:
         return dumped
 
     async def submit(self, principal: Principal, kind: str, params: Any) -> Job:
+        """Validate, store (debiting the kind's cost: ``InsufficientCredits``) and announce."""
         clean = self.validate(kind, params)
         self._check_rate(principal.sub)
         now = utcnow()
@@ -115,6 +116,7 @@ class JobService:
             params=clean,
             created_at=now,
             updated_at=now,
+            cost=self.registry.get(kind).cost,
         )
         event = Event(
             job_id=job.id,
@@ -158,15 +160,19 @@ class JobService:
 
     # -- read ---------------------------------------------------------------------------------
 
-    async def get_stored(self, principal: Principal, job_id: str) -> Job:
+    async def get_stored(
+        self, principal: Principal, job_id: str, *, kind: str | None = None
+    ) -> Job:
+        """The stored job; ``JobNotFound`` if missing, not the caller's, or (with ``kind``) of
+        another kind: a route that serves one kind answers for the others as for a missing job."""
         job = await self.store.get(job_id)
-        if job is None or not principal.can_see(job):
+        if job is None or not principal.can_see(job) or (kind is not None and job.kind != kind):
             raise JobNotFound(job_id)
         return job
 
-    async def get(self, principal: Principal, job_id: str) -> Job:
+    async def get(self, principal: Principal, job_id: str, *, kind: str | None = None) -> Job:
         """The job as readers see it now: stored, plus the events still in flight."""
-        job = await self.get_stored(principal, job_id)
+        job = await self.get_stored(principal, job_id, kind=kind)
         for event in await self.bus.recent(job.id, job.seq):
             job = job.apply(event)
         return job
@@ -192,9 +198,9 @@ class JobService:
 
     # -- cancel -------------------------------------------------------------------------------
 
-    async def cancel(self, principal: Principal, job_id: str) -> Job:
+    async def cancel(self, principal: Principal, job_id: str, *, kind: str | None = None) -> Job:
         """Cancel at once if queued; ask the worker if running; idempotent; 409 once finished."""
-        job = await self.get_stored(principal, job_id)
+        job = await self.get_stored(principal, job_id, kind=kind)
         if job.status is JobStatus.QUEUED:
             moved = await self.store.transition(
                 job_id,
@@ -216,6 +222,7 @@ class JobService:
 
 
 __all__ = [
+    "InsufficientCredits",
     "InvalidParams",
     "JobConflict",
     "JobNotFound",

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from jobstream.jobs import (
     DEMO_KINDS,
+    VIDEO_COST,
     CharacterParams,
     MediaParams,
     PdfParams,
@@ -30,6 +31,7 @@ from jobstream.jobs import (
     register_demo_kinds,
 )
 from jobstream.jobs.media_files import write_mp4, write_png
+from jobstream.jobs.task import TASK_ERRORS
 from jobstream.worker.context import JobCancelled, JobContext, JobFailed
 from jobstream.worker.registry import Registry
 
@@ -215,6 +217,9 @@ def test_register_demo_kinds(registry: Registry) -> None:
         assert kind.is_async
         assert kind.on_interrupt == "requeue"
         assert kind.description
+        # Seed 002: a video costs 100 credits; everything else is free.
+        assert kind.cost == (VIDEO_COST if kind.name == "video" else 0)
+    assert VIDEO_COST == 100
 
 
 @pytest.mark.parametrize("speed", [0, -1, float("nan"), float("inf")])
@@ -415,6 +420,20 @@ async def test_task_states_and_transcript(registry: Registry, ctx: RecordingCont
     assert any(message.startswith("[") for _, message, _ in ctx.logs)  # segments logged
 
 
+@pytest.mark.parametrize(
+    ("fail_at", "state"), [(1, "downloading"), (2, "transcribing"), (3, "finalizing")]
+)
+async def test_task_fail_at_step(
+    registry: Registry, ctx: RecordingContext, fail_at: int, state: str
+) -> None:
+    with pytest.raises(JobFailed) as failure:
+        await run(registry, "task", ctx, {"fail_at_step": fail_at})
+    assert str(failure.value) == TASK_ERRORS[fail_at]
+    assert ctx.states[-1] == state
+    # Halfway through the state, not at its first report.
+    assert len([p for p in ctx.progresses if p.state == state]) > 1
+
+
 async def test_task_other_language(registry: Registry, ctx: RecordingContext) -> None:
     result = await run(registry, "task", ctx, {"language": "pt-BR"})
     assert result["language"] == "pt-BR"
@@ -432,6 +451,17 @@ async def test_character(registry: Registry, ctx: RecordingContext) -> None:
     second = await run(registry, "character", ctx, {})
     assert second["characterId"] != result["characterId"]
     assert second["name"] == "Character" and second["age"] == 25
+
+
+@pytest.mark.parametrize("kind", ["character", "media"])
+async def test_character_and_media_fail_at_step(
+    registry: Registry, ctx: RecordingContext, kind: str
+) -> None:
+    with pytest.raises(JobFailed, match=r"^Pipeline error: .+ failed$") as failure:
+        await run(registry, kind, ctx, {"fail_at_step": 2})
+    assert ctx.steps == [1, 2]
+    assert str(failure.value) == f"Pipeline error: {ctx.progresses[-1].step_name} failed"
+    assert ctx.artifacts == []
 
 
 # -- media -----------------------------------------------------------------------------------
@@ -533,9 +563,17 @@ def test_params_defaults() -> None:
         "fail_at_step": None,
     }
     assert PdfParams().pages == 12 and PdfParams().fail_at_step is None
-    assert TaskParams().model_dump() == {"source_url": None, "language": "en"}
-    assert CharacterParams().model_dump() == {"name": "Character", "age": 25}
-    assert MediaParams().model_dump() == {"name": "Media", "media_type": "image"}
+    assert TaskParams().model_dump() == {
+        "source_url": None,
+        "language": "en",
+        "fail_at_step": None,
+    }
+    assert CharacterParams().model_dump() == {"name": "Character", "age": 25, "fail_at_step": None}
+    assert MediaParams().model_dump() == {
+        "name": "Media",
+        "media_type": "image",
+        "fail_at_step": None,
+    }
 
 
 def test_params_documented() -> None:

@@ -245,7 +245,7 @@ async def test_failed_job_reports_its_reason(alice: httpx.AsyncClient) -> None:
 
 async def test_sync_handler_runs_in_a_thread_and_reports_steps(alice: httpx.AsyncClient) -> None:
     job = await submit(alice, "stepped_sync", {"steps": 4, "step_seconds": 0.05})
-    events = await collect(alice, f"/api/v1/jobs/{job['id']}/events")
+    events = await collect(alice, f"/api/v1/jobs/{job['id']}/events?last_event_id=0")
     steps = [e.json["data"]["current_step"] for e in events if e.event == "progress"]
     logs = [e.json["data"]["message"] for e in events if e.event == "log"]
     assert steps == [1, 2, 3, 4] and logs == ["step 1", "step 2", "step 3", "step 4"]

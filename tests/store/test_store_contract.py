@@ -24,7 +24,7 @@ from jobstream.models import (
     monotonic_us,
     new_job_id,
 )
-from jobstream.store.base import EventFactory, JobStore, StaleJob
+from jobstream.store.base import EventFactory, InsufficientCredits, JobStore, StaleJob
 from jobstream.store.memory import created_us, encode_cursor
 from jobstream.store.sql import SQLStore, jobs_table, normalize_url
 
@@ -45,6 +45,7 @@ def new_job(
     created_at: datetime = T0,
     params: dict[str, Any] | None = None,
     cursor: int | None = None,
+    cost: int = 0,
 ) -> tuple[Job, Event]:
     """A queued job and its first event, as the server makes them."""
     job_id = job_id or new_job_id()
@@ -63,6 +64,7 @@ def new_job(
         params={} if params is None else params,
         created_at=created_at,
         updated_at=created_at,
+        cost=cost,
     )
     return blank.apply(first), first
 
@@ -168,6 +170,7 @@ async def test_create_get_round_trips_every_field(store: JobStore) -> None:
         seq=1,
         cancel_requested=True,
         attempts=3,
+        cost=7,
     )
     await store.create(job, first)
 
@@ -496,6 +499,145 @@ async def test_concurrent_claims_across_engines(
     await _assert_claimed_once(store, ids, claimed)
 
 
+# --- credits ----------------------------------------------------------------------------
+
+
+async def test_create_debits_the_cost_from_the_owner(store: JobStore) -> None:
+    assert store.initial_credits == 1000
+    assert await store.balance("alice") == await store.balance("nobody") == 1000
+    paid = await add(store, owner="alice", cost=100)
+    assert await store.balance("alice") == 900
+    stored = await store.get(paid.id)
+    assert stored is not None and stored.cost == 100
+    await add(store, owner="alice", cost=0)  # free kinds touch no balance
+    await add(store, owner="alice", cost=900)  # down to exactly zero is allowed
+    assert await store.balance("alice") == 0
+    assert await store.balance("bob") == 1000
+
+
+async def test_too_few_credits_refuses_and_stores_nothing(store: JobStore) -> None:
+    store.initial_credits = 150
+    await add(store, owner="alice", cost=100)
+    job, first = new_job(owner="alice", cost=100)
+    with pytest.raises(InsufficientCredits) as refused:
+        await store.create(job, first)
+    assert (refused.value.cost, refused.value.balance, refused.value.owner) == (100, 50, "alice")
+    assert str(refused.value) == (
+        "not enough credits: a task job costs 100 credits and your balance is 50"
+    )
+    assert await store.get(job.id) is None
+    assert await store.events_after(job.id, 0) == []
+    assert len((await store.list_jobs(owner="alice")).items) == 1
+    assert await store.owner_events_after("alice", first.cursor - 1) == []
+    assert await store.balance("alice") == 50
+    # A free job still goes in; the refused one's id was not taken.
+    await add(store, owner="alice", cost=0)
+    await store.create(*new_job(owner="alice", job_id=job.id, cost=50))
+    assert await store.balance("alice") == 0
+
+
+@pytest.mark.parametrize("end", [EventType.FAILED, EventType.CANCELLED])
+async def test_append_of_failed_or_cancelled_refunds_once(store: JobStore, end: EventType) -> None:
+    await add(store, cost=100)
+    job = await claim(store)
+    job, events = progress(job, 2)
+    await store.append(job, events)
+    assert await store.balance("alice") == 900
+    done, final = follow(job, (end, {"message": "no"}))
+    await store.append(done, final)
+    assert await store.balance("alice") == 1000
+    more, events = progress(done, 1)
+    with pytest.raises(StaleJob):
+        await store.append(more, events)
+    assert await store.transition(job.id, {JobStatus.RUNNING}, ending(end)) is None
+    assert await store.balance("alice") == 1000
+
+
+async def test_append_refunds_the_stored_cost_not_the_writers(store: JobStore) -> None:
+    await add(store, cost=100)
+    job = await claim(store)
+    done, final = follow(replace(job, cost=5000), (EventType.FAILED, {"message": "no"}))
+    await store.append(done, final)
+    assert await store.balance("alice") == 1000
+    stored = await store.get(job.id)
+    assert stored is not None and stored.cost == 100
+
+
+async def test_completed_and_requeued_jobs_keep_the_debit(store: JobStore) -> None:
+    await add(store, cost=100, created_at=T0)
+    await add(store, cost=100, created_at=T0 + timedelta(seconds=1))
+    first = await claim(store)
+    done, final = follow(first, (EventType.COMPLETED, {"result": 1}))
+    await store.append(done, final)
+    second = await claim(store)
+    assert await store.transition(second.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
+    assert await store.balance("alice") == 800
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (JobStatus.QUEUED, EventType.CANCELLED),  # cancel before a worker took it
+        (JobStatus.QUEUED, EventType.FAILED),
+        (JobStatus.RUNNING, EventType.FAILED),  # recovery of a job whose worker died
+        (JobStatus.RUNNING, EventType.CANCELLED),
+    ],
+)
+async def test_transition_to_failed_or_cancelled_refunds_once(
+    store: JobStore, start: JobStatus, end: EventType
+) -> None:
+    job = await add(store, cost=100, created_at=T0)
+    await add(store, owner="bob", cost=100, created_at=T0 + timedelta(seconds=1))
+    if start is JobStatus.RUNNING:
+        job = await claim(store)
+        assert job.owner == "alice"
+    moved = await store.transition(job.id, {start}, ending(end, message="x"))
+    assert moved is not None and moved[0].status.terminal
+    assert await store.balance("alice") == 1000
+    again = await store.transition(job.id, {start, moved[0].status}, ending(end, message="x"))
+    assert again is None or again[0].status is moved[0].status
+    # Even a transition the status machine would refuse cannot refund a second time.
+    assert await store.balance("alice") == 1000
+    assert await store.balance("bob") == 900
+
+
+async def _create_concurrently(
+    stores: Sequence[JobStore], count: int
+) -> list[BaseException | None]:
+    async def one(i: int) -> BaseException | None:
+        try:
+            await stores[i % len(stores)].create(*new_job(owner="alice", cost=100))
+        except InsufficientCredits as exc:
+            return exc
+        return None
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def test_concurrent_creates_never_overdraw(store: JobStore) -> None:
+    store.initial_credits = 250
+    outcomes = await _create_concurrently([store], 20)
+    assert outcomes.count(None) == 2
+    assert all(isinstance(o, InsufficientCredits) for o in outcomes if o is not None)
+    assert await store.balance("alice") == 50
+    assert len((await store.list_jobs(owner="alice")).items) == 2
+
+
+async def test_concurrent_creates_across_engines_never_overdraw(
+    store: JobStore, store_factory: StoreFactory | None
+) -> None:
+    if store_factory is None:
+        pytest.skip("the memory store lives in one process: there is no second engine")
+    stores = [store, *[await store_factory() for _ in range(3)]]
+    for each in stores:
+        each.initial_credits = 250
+    outcomes = await _create_concurrently(stores, 20)
+    assert outcomes.count(None) == 2
+    for each in stores:
+        assert await each.balance("alice") == 50
+    assert len((await store.list_jobs(owner="alice")).items) == 2
+
+
 # --- leases -----------------------------------------------------------------------------
 
 
@@ -698,6 +840,27 @@ async def test_sqlite_in_memory(tmp_path: Path) -> None:
         assert len(set(claimed)) == 5
     finally:
         await store.close()
+
+
+async def test_sql_store_adds_the_cost_column_to_an_older_database(
+    backend: str, store: JobStore
+) -> None:
+    if backend == "memory://":
+        pytest.skip("SQL only")
+    job = await add(store, cost=0)
+    assert isinstance(store, SQLStore)
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE jobstream_jobs DROP COLUMN cost"))
+    await store.close()
+    reopened = SQLStore(backend)
+    await reopened.start()
+    try:
+        stored = await reopened.get(job.id)
+        assert stored == job and stored is not None and stored.cost == 0
+        await add(reopened, cost=30)
+        assert await reopened.balance("alice") == 970
+    finally:
+        await reopened.close()
 
 
 @pytest.mark.postgres

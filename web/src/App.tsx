@@ -32,7 +32,7 @@ export function App() {
   let page;
   if (route.name === 'home') page = <HomePage />;
   else if (route.name === 'new') page = <NewJobPage />;
-  else if (route.name === 'job') page = <JobPage id={route.id} />;
+  else if (route.name === 'job') page = <JobPage key={route.id} id={route.id} />;
   else page = <NotFoundPage />;
 
   return (

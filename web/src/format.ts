@@ -56,3 +56,10 @@ export function humanize(name: string): string {
   const words = name.replace(/[_-]+/g, ' ').trim();
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
+
+const KIND_LABELS: Record<string, string> = { pdf: 'PDF' };
+
+/** A job kind for display: `Video`, `PDF`, `My kind`. */
+export function kindLabel(kind: string): string {
+  return KIND_LABELS[kind] ?? humanize(kind);
+}

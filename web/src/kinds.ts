@@ -125,6 +125,31 @@ function unwrap(schema: JsonSchema, root: JsonSchema): { schema: JsonSchema; nul
   return { schema: current, nullable };
 }
 
+/** Pydantic's automatic title of a field (`reference_image_url` → `Reference Image Url`). */
+function automaticTitle(name: string): string {
+  return name
+    .split('_')
+    .filter(Boolean)
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join(' ');
+}
+
+const ACRONYMS: Record<string, string> = { url: 'URL', id: 'ID', pdf: 'PDF', api: 'API', eta: 'ETA' };
+
+/** A field's label: its schema title when someone wrote one, else its name in sentence case
+ * (`Reference image URL` rather than Pydantic's `Reference Image Url`). */
+export function fieldLabel(name: string, title: unknown): string {
+  if (typeof title === 'string' && title.trim() && title !== automaticTitle(name)) return title;
+  return humanize(name)
+    .split(' ')
+    .map((word) => ACRONYMS[word.toLowerCase()] ?? word)
+    .join(' ');
+}
+
+function isUrlField(name: string, schema: JsonSchema): boolean {
+  return schema.format === 'uri' || /(^|_)url$/i.test(name);
+}
+
 export function fieldsFor(kind: JobKind): FieldSpec[] {
   const root = kind.params_schema;
   if (!root?.properties) return [];
@@ -138,11 +163,12 @@ export function fieldsFor(kind: JobKind): FieldSpec[] {
     else if (schema.type === 'number') fieldKind = 'number';
     else if (schema.type === 'boolean') fieldKind = 'boolean';
     else if (schema.type === 'object' || schema.type === 'array') fieldKind = 'json';
+    else if (isUrlField(name, schema)) fieldKind = 'text';
     else if (name === 'prompt' || (schema.maxLength ?? 0) > 200) fieldKind = 'textarea';
     else fieldKind = 'text';
     const spec: FieldSpec = {
       name,
-      label: typeof schema.title === 'string' && schema.title ? schema.title : humanize(name),
+      label: fieldLabel(name, schema.title),
       kind: fieldKind,
       required: required.has(name),
     };
@@ -156,6 +182,7 @@ export function fieldsFor(kind: JobKind): FieldSpec[] {
     if (schema.minLength !== undefined) spec.minLength = schema.minLength;
     if (schema.maxLength !== undefined) spec.maxLength = schema.maxLength;
     if (schema.format) spec.format = schema.format;
+    else if (fieldKind === 'text' && isUrlField(name, schema)) spec.format = 'uri';
     return spec;
   });
 }

@@ -57,6 +57,8 @@ export interface StatusChangeData {
   /** Present on a job's first event (old_status null). */
   kind?: string;
   created_at?: string;
+  /** Why the status moved, when the server says (e.g. a job re-queued after its worker died). */
+  reason?: string | null;
   [key: string]: unknown;
 }
 

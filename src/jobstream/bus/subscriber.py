@@ -29,6 +29,8 @@ class Wake(enum.IntFlag):
     NONE = 0
     PING = 1
     TIMEOUT = 2
+    RESUME = 4
+    """The client asked to replay from a sequence number (WebSocket ``resume`` message)."""
 
 
 class Subscriber:

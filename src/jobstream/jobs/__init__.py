@@ -10,6 +10,9 @@ kind           seed         what it does                                        
 ``media``      001          4 steps, writes a real PNG / WAV / MP4                   8 s
 =============  ===========  =======================================================  =========
 
+A ``video`` job costs its owner ``VIDEO_COST`` (100) credits, debited at submit and refunded if
+the job fails or is cancelled (seed 002); the other kinds are free.
+
 Every kind is registered with ``on_interrupt="requeue"``: none has side effects outside its
 own job folder and every file is written atomically, so an interrupted job starts over.
 
@@ -31,13 +34,15 @@ from jobstream.worker.context import JobContext
 from jobstream.worker.registry import Registry
 
 DEMO_KINDS = ("video", "pdf", "task", "character", "media")
+VIDEO_COST = 100
+"""Credits a ``video`` job costs its owner (seed 002), refunded if it fails or is cancelled."""
 
 
 def register_demo_kinds(registry: Registry, *, speed: float = 1.0) -> None:
     """Register the five demo kinds on ``registry``, paced at ``speed`` times real time."""
     speed = check_speed(speed)
 
-    @registry.register("video", params=VideoParams, on_interrupt="requeue")
+    @registry.register("video", params=VideoParams, on_interrupt="requeue", cost=VIDEO_COST)
     async def video(ctx: JobContext, params: VideoParams) -> dict[str, Any]:
         """Generate a short video from a prompt: 8 steps, a real MP4 (seeds 000/002)."""
         return await run_video(ctx, params, speed=speed)
@@ -65,6 +70,7 @@ def register_demo_kinds(registry: Registry, *, speed: float = 1.0) -> None:
 
 __all__ = [
     "DEMO_KINDS",
+    "VIDEO_COST",
     "CharacterParams",
     "MediaParams",
     "PdfParams",

@@ -1,7 +1,8 @@
 """``character``: the character creation job of seed 001.
 
 Four steps of 1.25 s each at speed 1 (5 s in all). The result holds a new random
-``characterId``, which seed 001's client reads from the completed job.
+``characterId``, which seed 001's client reads from the completed job. With ``fail_at_step=k``
+the job fails halfway through step ``k`` with "Pipeline error: <step name> failed".
 
 Interrupt policy ``requeue``: nothing is saved anywhere until the job completes, so a re-run
 just creates the character (with a fresh id) from the start.
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobstream.jobs._common import Pace
-from jobstream.worker.context import JobContext
+from jobstream.worker.context import JobContext, JobFailed
 
 STEP_SECONDS = 1.25
 CHARACTER_STEPS: tuple[tuple[str, str], ...] = (
@@ -36,6 +37,12 @@ class CharacterParams(BaseModel):
         default="Character", min_length=1, max_length=100, description="The character's name."
     )
     age: int = Field(default=25, ge=0, le=10000, description="The character's age, in years.")
+    fail_at_step: int | None = Field(
+        default=None,
+        ge=1,
+        le=TOTAL_STEPS,
+        description=f"For demos and tests: fail the job at this step (1-{TOTAL_STEPS}).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -53,6 +60,9 @@ async def run_character(
     for number, (name, message) in enumerate(CHARACTER_STEPS, start=1):
         ctx.progress(step=number, total_steps=TOTAL_STEPS, step_name=name, message=f"{message}...")
         ctx.log(f"{message}: {params.name}", step=number)
+        if params.fail_at_step == number:
+            await pace.sleep(ctx, STEP_SECONDS / 2)
+            raise JobFailed(f"Pipeline error: {name} failed")
         await pace.sleep(ctx, STEP_SECONDS)
     return {"characterId": str(uuid.uuid4()), "name": params.name, "age": params.age}
 

@@ -2,7 +2,8 @@
 
 Four steps of 2 s each at speed 1 (8 s in all). Step 3 writes a real small file of the asked
 type and makes it the job's artifact: a PNG (Pillow) for ``image``, a 1 s 440 Hz sine tone WAV
-(stdlib ``wave``) for ``audio``, a 2 s H.264 MP4 for ``video``.
+(stdlib ``wave``) for ``audio``, a 2 s H.264 MP4 for ``video``. With ``fail_at_step=k`` the job
+fails halfway through step ``k`` with "Pipeline error: <step name> failed".
 
 Interrupt policy ``requeue``: the file is written atomically in the job's own folder and nothing
 else is touched, so a re-run starts over (with a fresh ``mediaId``).
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobstream.jobs._common import Pace
 from jobstream.jobs.media_files import write_mp4, write_png, write_wav
-from jobstream.worker.context import JobContext
+from jobstream.worker.context import JobContext, JobFailed
 
 MediaType = Literal["image", "audio", "video"]
 
@@ -47,6 +48,12 @@ class MediaParams(BaseModel):
     )
     media_type: MediaType = Field(
         default="image", description='The kind of file to create: "image", "audio" or "video".'
+    )
+    fail_at_step: int | None = Field(
+        default=None,
+        ge=1,
+        le=TOTAL_STEPS,
+        description=f"For demos and tests: fail the job at this step (1-{TOTAL_STEPS}).",
     )
 
     @field_validator("name")
@@ -88,6 +95,9 @@ async def run_media(ctx: JobContext, params: MediaParams, *, speed: float = 1.0)
             step=number, total_steps=TOTAL_STEPS, step_name=step_name, message=f"{message}..."
         )
         ctx.log(f"{message}: {params.name}", step=number)
+        if params.fail_at_step == number:
+            await pace.sleep(ctx, STEP_SECONDS / 2)
+            raise JobFailed(f"Pipeline error: {step_name} failed")
         if number == FILE_STEP:
             path = ctx.artifact_path(stored)
             await pace.work(ctx, STEP_SECONDS, _writer(params.media_type, path, params.name))

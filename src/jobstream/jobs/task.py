@@ -3,7 +3,9 @@
 Three named states, each reported as progress with ``state`` (and as step ``i`` of 3):
 ``downloading`` (0 → 20 %, 4 s at speed 1), ``transcribing`` (20 → 90 %, 23 s, in 1 % ticks so
 the server's ETA has a steady rate to work from) and ``finalizing`` (90 → 100 %, 3 s): 30 s in
-all. Recognised segments are logged as they come. The result is the transcript.
+all. Recognised segments are logged as they come. The result is the transcript. With
+``fail_at_step=k`` the task fails halfway through state ``k`` (1 downloading, 2 transcribing,
+3 finalizing) with that state's error message (``TASK_ERRORS``).
 
 Interrupt policy ``requeue``: the task reads nothing and writes nothing outside its own job,
 so it simply starts over.
@@ -16,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobstream.jobs._common import Pace
-from jobstream.worker.context import JobContext
+from jobstream.worker.context import JobContext, JobFailed
 
 TOTAL_STEPS = 3
 DOWNLOAD_SECONDS, DOWNLOAD_TICKS = 4.0, 10
@@ -25,6 +27,12 @@ FINALIZE_SECONDS, FINALIZE_TICKS = 3.0, 5
 AUDIO_SECONDS = 84.0
 """Length of the pretend recording."""
 DOWNLOAD_MB = 12.0
+TASK_ERRORS = {
+    1: "Download failed: the recording could not be fetched",
+    2: "Transcription failed: the audio could not be decoded",
+    3: "Finalizing failed: the transcript could not be saved",
+}
+"""The failure message of each state, for ``fail_at_step``."""
 
 _SENTENCES: dict[str, tuple[str, ...]] = {
     "en": (
@@ -77,6 +85,15 @@ class TaskParams(BaseModel):
         pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
         description='Language of the recording, as a BCP 47 tag ("en", "pt-BR").',
     )
+    fail_at_step: int | None = Field(
+        default=None,
+        ge=1,
+        le=TOTAL_STEPS,
+        description=(
+            "For demos and tests: fail halfway through this state "
+            "(1 downloading, 2 transcribing, 3 finalizing)."
+        ),
+    )
 
 
 def _sentences(language: str) -> tuple[str, ...]:
@@ -86,6 +103,11 @@ def _sentences(language: str) -> tuple[str, ...]:
 def _timestamp(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes:02d}:{secs:02d}"
+
+
+def _maybe_fail(params: TaskParams, step: int, tick: int, ticks: int) -> None:
+    if params.fail_at_step == step and tick == ticks // 2:
+        raise JobFailed(TASK_ERRORS[step])
 
 
 async def run_task(ctx: JobContext, params: TaskParams, *, speed: float = 1.0) -> dict[str, Any]:
@@ -106,6 +128,7 @@ async def run_task(ctx: JobContext, params: TaskParams, *, speed: float = 1.0) -
         )
         if tick == 0:
             ctx.log(f"Downloading {source}", step=1)
+        _maybe_fail(params, 1, tick, DOWNLOAD_TICKS)
         await pace.sleep(ctx, DOWNLOAD_SECONDS / DOWNLOAD_TICKS)
 
     # 2. transcribing: 20 -> 90 %, one segment recognised every few ticks
@@ -124,6 +147,7 @@ async def run_task(ctx: JobContext, params: TaskParams, *, speed: float = 1.0) -
             state="transcribing",
             message=f"Transcribing: {_timestamp(heard)} / {_timestamp(AUDIO_SECONDS)}",
         )
+        _maybe_fail(params, 2, tick, TRANSCRIBE_TICKS)
         await pace.sleep(ctx, TRANSCRIBE_SECONDS / TRANSCRIBE_TICKS)
         if (tick + 1) % every == 0 and len(transcript) < len(sentences):
             sentence = sentences[len(transcript)]
@@ -145,6 +169,7 @@ async def run_task(ctx: JobContext, params: TaskParams, *, speed: float = 1.0) -
         )
         if tick == 0:
             ctx.log(f"Finalizing transcript ({words} words)", step=3)
+        _maybe_fail(params, 3, tick, FINALIZE_TICKS)
         await pace.sleep(ctx, FINALIZE_SECONDS / FINALIZE_TICKS)
 
     return {
@@ -156,4 +181,4 @@ async def run_task(ctx: JobContext, params: TaskParams, *, speed: float = 1.0) -
     }
 
 
-__all__ = ["TaskParams", "run_task"]
+__all__ = ["TASK_ERRORS", "TaskParams", "run_task"]

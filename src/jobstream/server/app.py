@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobstream.bus import EventBus, create_bus
+from jobstream.profiles import install_profiles, websocket_jobs
 from jobstream.server.auth import Authenticator, AuthError, Forbidden, redact
 from jobstream.server.deps import Runtime
 from jobstream.server.metrics import Metrics
@@ -31,6 +32,7 @@ from jobstream.server.routes import build_router
 from jobstream.service import InvalidParams, JobConflict, JobNotFound, JobService, RateLimited
 from jobstream.settings import Settings
 from jobstream.store import JobStore, create_store
+from jobstream.store.base import InsufficientCredits
 from jobstream.streams.lifecycle import StreamHub, StreamLimit
 from jobstream.worker.pool import WorkerPool
 from jobstream.worker.registry import Registry
@@ -62,6 +64,7 @@ def create_app(
             load_registrar(path)(registry)
     store_ = create_store(store if store is not None else settings.resolved_store_url)
     store_.max_events_per_job = settings.max_events_per_job
+    store_.initial_credits = settings.initial_credits
     bus_ = create_bus(bus if bus is not None else settings.bus_url)
     metrics = Metrics()
     hub = StreamHub(settings, store_, bus_, metrics)
@@ -142,6 +145,8 @@ def create_app(
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(build_router())
+    install_profiles(app, runtime)
+    websocket_jobs.install(app, runtime)
     for plugin in plugins:
         plugin(app, runtime)
     _mount_ui(app)
@@ -182,6 +187,9 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def on_conflict(request: Request, exc: Exception) -> Response:
         return counted(409, str(exc))
 
+    async def on_credits(request: Request, exc: Exception) -> Response:
+        return counted(402, str(exc))
+
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidParams)
         return counted(422, exc.errors)
@@ -213,6 +221,7 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(Forbidden, on_forbidden)
     app.add_exception_handler(JobNotFound, on_not_found)
     app.add_exception_handler(JobConflict, on_conflict)
+    app.add_exception_handler(InsufficientCredits, on_credits)
     app.add_exception_handler(InvalidParams, on_invalid)
     app.add_exception_handler(RateLimited, on_rate)
     app.add_exception_handler(StreamLimit, on_stream_limit)
@@ -285,7 +294,9 @@ class _RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str) and ("token=" in record.msg or "ticket=" in record.msg):
+        if isinstance(record.msg, str) and any(
+            key in record.msg for key in ("token=", "ticket=", "signature=")
+        ):
             record.msg = redact(record.msg)
         return True
 

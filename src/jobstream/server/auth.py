@@ -166,9 +166,9 @@ def _principal(claims: Mapping[str, object]) -> Principal:
     return Principal(str(claims["sub"]), frozenset(str(r) for r in roles))
 
 
-_SECRET_QUERY = re.compile(r"([?&](?:token|ticket)=)[^&\s\"]*")
+_SECRET_QUERY = re.compile(r"([?&](?:token|ticket|signature)=)[^&\s\"]*")
 
 
 def redact(text: str) -> str:
-    """Hide ``token=`` and ``ticket=`` query values (for access logs)."""
+    """Hide ``token=``, ``ticket=`` and ``signature=`` query values (for access logs)."""
     return _SECRET_QUERY.sub(r"\1[redacted]", text)

@@ -8,16 +8,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from jobstream import codec
 from jobstream.models import Job, JobStatus, monotonic_us
 from jobstream.server.auth import Principal
-from jobstream.server.deps import Runtime, RuntimeDep, UserDep
+from jobstream.server.deps import Runtime, RuntimeDep, UserDep, runtime
 from jobstream.service import JobConflict
 from jobstream.streams.sse import CanonicalFeedSSE, CanonicalSSE, SSEResponse
+from jobstream.streams.ws import CanonicalFeedWS, CanonicalWS, Plan, int_param, run_websocket
 
 API = "/api/v1"
 
@@ -211,6 +212,42 @@ def build_router() -> APIRouter:
             backlog = sorted(merged.values(), key=lambda e: (e.cursor, e.job_id, e.seq))
         chunks = rt.hub.feed_stream(handle, first, backlog, encoder)
         return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+
+    @router.websocket(f"{API}/jobs/{{job_id}}/ws")
+    async def job_ws(websocket: WebSocket, job_id: str) -> None:
+        """Canonical WebSocket stream of one job; resume with ``?after_seq=N``."""
+        rt = runtime(websocket)
+
+        async def plan(principal: Principal) -> Plan:
+            await rt.jobs.get_stored(principal, job_id)
+            after = int_param(websocket, "after_seq")
+            return Plan(job_id, CanonicalWS(public_job), after_seq=after)
+
+        await run_websocket(websocket, rt, plan)
+
+    @router.websocket(f"{API}/ws")
+    async def feed_ws(websocket: WebSocket) -> None:
+        """Canonical WebSocket stream of all the caller's jobs; resume with ``?after_cursor=``."""
+        rt = runtime(websocket)
+
+        async def first(principal: Principal) -> list[str]:
+            cursor = monotonic_us()
+            page = await rt.jobs.list(principal, limit=100)
+            items = [public_job(j) for j in page.items]
+            body = {
+                "type": "snapshot",
+                "job_id": None,
+                "seq": None,
+                "cursor": cursor,
+                "data": {"items": items},
+            }
+            return [codec.dumps_str(body)]
+
+        async def plan(principal: Principal) -> Plan:
+            after = int_param(websocket, "after_cursor")
+            return Plan(None, CanonicalFeedWS(public_job), after_cursor=after, feed_first=first)
+
+        await run_websocket(websocket, rt, plan)
 
     @router.post(
         f"{API}/stream-tickets",

@@ -47,8 +47,9 @@ def run(settings: Settings, *, log_level: str = "info", access_log: bool = True)
         log_level=log_level,
         access_log=access_log,
         timeout_graceful_shutdown=max(int(settings.shutdown_grace_seconds), 1),
-        ws_ping_interval=None,  # jobstream sends its own pings on its own schedule
-        ws_ping_timeout=None,
+        # Protocol pings for WebSocket streams; a peer that does not answer in time is dropped.
+        ws_ping_interval=settings.ws_ping_seconds,
+        ws_ping_timeout=settings.ws_ping_seconds,
         proxy_headers=True,
     )
     Server(config, app).run()

@@ -10,6 +10,13 @@ Who writes what:
   whose worker died): an atomic read-check-write that builds the event from the current row.
 - ``request_cancel`` only sets a flag; the worker ends the job at its next checkpoint.
 
+Credits: a job's ``cost`` (its kind's price) is debited from the owner's balance by ``create``, in
+the same transaction as the insert, and only if the balance covers it (``InsufficientCredits``
+otherwise, and nothing is stored): a balance never goes negative, however many submits race. A
+new owner's balance starts at ``initial_credits``. The cost comes back in the same transaction
+that stores the job's ``failed`` or ``cancelled`` event (``append`` or ``transition``); a job
+has one terminal event, so it is refunded at most once.
+
 Each job's log is bounded: past ``max_events_per_job``, the oldest progress and log events are
 trimmed; status changes and the terminal event are always kept. ``events_after`` says when the
 events a reader asked for are gone (it answers ``None``), and the reader then takes a snapshot.
@@ -28,6 +35,23 @@ class StaleJob(RuntimeError):
     """The job is no longer the writer's: its stored status or seq moved on."""
 
 
+class InsufficientCredits(Exception):
+    """The owner's balance does not cover the job's cost (HTTP 402); nothing was stored."""
+
+    def __init__(self, owner: str, kind: str, cost: int, balance: int) -> None:
+        super().__init__(
+            f"not enough credits: a {kind} job costs {cost} credits and your balance is {balance}"
+        )
+        self.owner = owner
+        self.kind = kind
+        self.cost = cost
+        self.balance = balance
+
+
+REFUNDED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+"""Terminal statuses whose event gives the job's cost back to its owner."""
+
+
 @dataclass(slots=True, frozen=True)
 class JobPage:
     items: list[Job]
@@ -39,6 +63,8 @@ EventFactory = Callable[[Job], Event]
 
 class JobStore(abc.ABC):
     max_events_per_job: int = 1000
+    initial_credits: int = 1000
+    """The balance an owner's account starts with (``JOBSTREAM_INITIAL_CREDITS``)."""
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -54,7 +80,15 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def create(self, job: Job, event: Event) -> None:
-        """Insert ``job`` (whose ``seq`` is ``event.seq``) and its first event, atomically."""
+        """Insert ``job`` (whose ``seq`` is ``event.seq``) and its first event, and debit
+        ``job.cost`` from ``job.owner``'s balance, atomically.
+
+        Raises ``InsufficientCredits`` (and stores nothing) if the balance is below the cost.
+        """
+
+    @abc.abstractmethod
+    async def balance(self, owner: str) -> int:
+        """The owner's credits (``initial_credits`` for an owner not seen yet)."""
 
     @abc.abstractmethod
     async def get(self, job_id: str) -> Job | None:
@@ -77,6 +111,8 @@ class JobStore(abc.ABC):
         """Store ``events`` (consecutive seqs) and ``job``, the snapshot after them, atomically.
 
         Raises ``StaleJob`` unless the stored job is ``running`` with ``seq == events[0].seq - 1``.
+        If ``job`` ends ``failed`` or ``cancelled``, its stored cost is refunded in the same
+        transaction.
         """
 
     @abc.abstractmethod
@@ -84,7 +120,8 @@ class JobStore(abc.ABC):
         self, job_id: str, allowed_from: Collection[JobStatus], make_event: EventFactory
     ) -> tuple[Job, Event] | None:
         """If the job's status is in ``allowed_from``, store ``make_event(job)`` (whose seq must be
-        ``job.seq + 1``) and the snapshot after it, atomically. ``None`` if the job is missing or
+        ``job.seq + 1``) and the snapshot after it, atomically (with the refund of the job's cost
+        when the event ends it ``failed`` or ``cancelled``). ``None`` if the job is missing or
         its status is not allowed."""
 
     @abc.abstractmethod

@@ -9,7 +9,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
-from jobstream.store.base import EventFactory, JobPage, JobStore, StaleJob
+from jobstream.store.base import (
+    REFUNDED_STATUSES,
+    EventFactory,
+    InsufficientCredits,
+    JobPage,
+    JobStore,
+    StaleJob,
+)
 
 _KEPT = frozenset(
     {EventType.STATUS_CHANGE, EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED}
@@ -40,6 +47,7 @@ class MemoryStore(JobStore):
         self._jobs: dict[str, Job] = {}
         self._events: dict[str, list[Event]] = {}
         self._leases: dict[str, tuple[str, int]] = {}
+        self._credits: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -55,8 +63,23 @@ class MemoryStore(JobStore):
         async with self._lock:
             if job.id in self._jobs:
                 raise ValueError(f"job {job.id} exists")
+            if job.cost > 0:
+                balance = self._credits.get(job.owner, self.initial_credits)
+                if balance < job.cost:
+                    raise InsufficientCredits(job.owner, job.kind, job.cost, balance)
+                self._credits[job.owner] = balance - job.cost
             self._jobs[job.id] = job
             self._events[job.id] = [event]
+
+    async def balance(self, owner: str) -> int:
+        return self._credits.get(owner, self.initial_credits)
+
+    def _refund(self, stored: Job, after: Job) -> None:
+        """Give the stored cost back when ``after`` is the job's failed/cancelled end."""
+        if stored.cost > 0 and not stored.status.terminal and after.status in REFUNDED_STATUSES:
+            self._credits[stored.owner] = (
+                self._credits.get(stored.owner, self.initial_credits) + stored.cost
+            )
 
     async def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -91,7 +114,10 @@ class MemoryStore(JobStore):
             first = events[0].seq if events else job.seq
             if stored is None or stored.status is not JobStatus.RUNNING or stored.seq != first - 1:
                 raise StaleJob(job.id)
-            self._jobs[job.id] = replace(job, cancel_requested=stored.cancel_requested)
+            self._jobs[job.id] = replace(
+                job, cancel_requested=stored.cancel_requested, cost=stored.cost
+            )
+            self._refund(stored, job)
             log = self._events[job.id]
             log.extend(events)
             if job.status.terminal:
@@ -120,6 +146,7 @@ class MemoryStore(JobStore):
         after = job.apply(event)
         self._jobs[job.id] = after
         self._events[job.id].append(event)
+        self._refund(job, after)
         if after.status is not JobStatus.RUNNING:
             self._leases.pop(job.id, None)
         self._trim(job.id)

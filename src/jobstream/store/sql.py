@@ -9,6 +9,11 @@ write based on a stale read never lands, whichever database and however many pro
 - SQLite: WAL, ``busy_timeout``, and an ``asyncio.Lock`` that serialises this process's write
   transactions (SQLite has one writer at a time; queuing them here beats ``SQLITE_BUSY``).
 
+Credits live in ``jobstream_accounts`` (one row per owner, created at its first paid job with
+``initial_credits``). The debit is a conditional ``UPDATE … WHERE credits >= cost`` in the job
+insert's transaction: concurrent submits serialise on the account row and a balance cannot go
+negative (a ``CHECK`` constraint says so too). Refunds ride in the terminal event's transaction.
+
 Timestamps are stored as microseconds since the epoch (``BigInteger``), JSON through the project
 codec (orjson).
 """
@@ -25,13 +30,22 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from jobstream import codec
 from jobstream.models import Artifact, Event, EventType, Job, JobStatus, monotonic_us
-from jobstream.store.base import EventFactory, JobPage, JobStore, StaleJob
+from jobstream.store.base import (
+    REFUNDED_STATUSES,
+    EventFactory,
+    InsufficientCredits,
+    JobPage,
+    JobStore,
+    StaleJob,
+)
 from jobstream.store.memory import created_us, decode_cursor, encode_cursor
 
 __all__ = ["SQLStore", "normalize_url"]
@@ -71,6 +85,7 @@ jobs_table = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("lease_owner", sa.String, nullable=True),
     sa.Column("lease_until_us", sa.BigInteger, nullable=True),
+    sa.Column("cost", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Index("ix_jobstream_jobs_owner_created", "owner", "created_us", "id"),
     sa.Index("ix_jobstream_jobs_status_kind_created", "status", "kind", "created_us"),
     sa.Index("ix_jobstream_jobs_status_lease", "status", "lease_until_us"),
@@ -94,8 +109,17 @@ events_table = sa.Table(
     sa.Index("ix_jobstream_events_cursor", "cursor"),
 )
 
+accounts_table = sa.Table(
+    "jobstream_accounts",
+    metadata,
+    sa.Column("sub", _Id, primary_key=True),
+    sa.Column("credits", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("credits >= 0", name="ck_jobstream_accounts_credits_not_negative"),
+)
+
 _J = jobs_table.c
 _E = events_table.c
+_A = accounts_table.c
 
 # Trimming removes only these; status changes and terminal events stay for good.
 _TRIMMABLE = (EventType.PROGRESS.value, EventType.LOG.value)
@@ -160,6 +184,7 @@ def _job_to_row(job: Job) -> dict[str, Any]:
         "cancel_requested": job.cancel_requested,
         "lease_owner": None,
         "lease_until_us": None,
+        "cost": job.cost,
         **_job_state_values(job),
     }
 
@@ -198,6 +223,7 @@ def _row_to_job(row: RowMapping) -> Job:
         seq=int(row["seq"]),
         cancel_requested=bool(row["cancel_requested"]),
         attempts=int(row["attempts"]),
+        cost=int(row["cost"]),
     )
 
 
@@ -291,6 +317,19 @@ class SQLStore(JobStore):
             self._engine = self._make_engine()
         async with self._write() as conn:
             await conn.run_sync(metadata.create_all, checkfirst=True)
+            await conn.run_sync(self._add_missing_columns)
+
+    def _add_missing_columns(self, conn: sa.Connection) -> None:
+        """Bring a database made by an earlier version up to date (``cost`` came later)."""
+        columns = {c["name"] for c in sa.inspect(conn).get_columns(jobs_table.name)}
+        if "cost" not in columns:
+            exists = "" if self._sqlite else "IF NOT EXISTS "
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {jobs_table.name} ADD COLUMN {exists}"
+                    "cost INTEGER NOT NULL DEFAULT 0"
+                )
+            )
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -363,13 +402,63 @@ class SQLStore(JobStore):
             return None
         await conn.execute(events_table.insert(), [_event_to_row(event)])
         await self._trim(conn, job.id, event.seq)
+        if not job.status.terminal and after.status in REFUNDED_STATUSES:
+            await self._refund(conn, job.id, job.owner)
         return after, event
+
+    # --- credits ----------------------------------------------------------------------------
+
+    def _open_account(self, owner: str) -> sa.Insert:
+        """Insert the owner's account with the starting balance, unless it exists."""
+        values = {"sub": owner, "credits": self.initial_credits}
+        if self._sqlite:
+            return (
+                sqlite_dialect.insert(accounts_table)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["sub"])
+            )
+        return (
+            pg_dialect.insert(accounts_table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["sub"])
+        )
+
+    async def _debit(self, conn: AsyncConnection, job: Job) -> None:
+        await conn.execute(self._open_account(job.owner))
+        debited = await conn.execute(
+            accounts_table.update()
+            .where(_A.sub == job.owner, _A.credits >= job.cost)
+            .values(credits=_A.credits - job.cost)
+        )
+        if debited.rowcount != 1:
+            balance = (
+                await conn.execute(sa.select(_A.credits).where(_A.sub == job.owner))
+            ).scalar_one()
+            raise InsufficientCredits(job.owner, job.kind, job.cost, int(balance))
+
+    async def _refund(self, conn: AsyncConnection, job_id: str, owner: str) -> None:
+        """Give back the job's stored cost (the account exists: the debit made it)."""
+        cost = sa.select(_J.cost).where(_J.id == job_id).scalar_subquery()
+        await conn.execute(
+            accounts_table.update()
+            .where(_A.sub == owner, cost > 0)
+            .values(credits=_A.credits + cost)
+        )
+
+    async def balance(self, owner: str) -> int:
+        async with self._read() as conn:
+            credits = (
+                await conn.execute(sa.select(_A.credits).where(_A.sub == owner))
+            ).scalar_one_or_none()
+        return self.initial_credits if credits is None else int(credits)
 
     # --- the contract ----------------------------------------------------------------------
 
     async def create(self, job: Job, event: Event) -> None:
         try:
             async with self._write() as conn:
+                if job.cost > 0:
+                    await self._debit(conn, job)
                 await conn.execute(jobs_table.insert(), [_job_to_row(job)])
                 await self._insert_events(conn, [event])
         except IntegrityError as exc:
@@ -437,6 +526,8 @@ class SQLStore(JobStore):
                 raise StaleJob(job.id)
             await self._insert_events(conn, events)
             await self._trim(conn, job.id, max(job.seq, events[-1].seq if events else 0))
+            if job.status in REFUNDED_STATUSES:  # the stored job was running: this ends it
+                await self._refund(conn, job.id, job.owner)
 
     async def transition(
         self, job_id: str, allowed_from: Collection[JobStatus], make_event: EventFactory

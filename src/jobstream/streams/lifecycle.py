@@ -41,7 +41,8 @@ class StreamLimit(Exception):
 
 
 class Encoder(Protocol):
-    """How one transport or profile writes what a stream carries. ``None`` sends nothing."""
+    """How one transport or profile writes what a stream carries. ``None`` sends nothing; a
+    list is several units for one event (e.g. a status change and then a result message)."""
 
     def snapshot(self, job: Job) -> Any | None: ...
     def event(self, event: Event) -> Any | None: ...
@@ -59,6 +60,16 @@ class StreamHandle:
     deadline: float = 0.0
     last_send: float = field(default_factory=time.monotonic)
     ping_every: float = 15.0
+    idle_limit: float | None = None
+    """When set, ``deadline`` moves ``idle_limit`` seconds past every activity (WebSocket)."""
+    resume_requested: bool = False
+
+    def touch(self) -> None:
+        """Activity on the connection: sent or received a message."""
+        now = time.monotonic()
+        self.last_send = now
+        if self.idle_limit is not None:
+            self.deadline = now + self.idle_limit
 
 
 class StreamHub:
@@ -113,6 +124,7 @@ class StreamHub:
         limit: int | None = None,
         ping_every: float | None = None,
         time_limit: float | None = None,
+        idle_limit: float | None = None,
     ) -> StreamHandle:
         """Admit and subscribe a stream, or raise ``StreamLimit``.
 
@@ -145,7 +157,10 @@ class StreamHub:
             deadline=now
             + (time_limit if time_limit is not None else self.settings.stream_timeout_seconds),
             ping_every=ping_every if ping_every is not None else self.settings.sse_ping_seconds,
+            idle_limit=idle_limit,
         )
+        if idle_limit is not None:
+            handle.deadline = now + idle_limit
         self._streams[subscriber] = handle
         self._per_user[user] = self._per_user.get(user, 0) + 1
         self._per_transport[transport] = self._per_transport.get(transport, 0) + 1
@@ -217,8 +232,8 @@ class StreamHub:
         live, recent = await self.live_job(job)
         if after_seq is None:
             return live, None
-        if after_seq >= live.seq:
-            return live, []
+        # The store may already hold events the snapshot above predates (a claim commits
+        # before it is published), so take every contiguous event after ``after_seq`` there is.
         stored = await self.store.events_after(job.id, after_seq)
         if stored is None:
             return live, None
@@ -226,9 +241,12 @@ class StreamHub:
         for event in recent:
             events.setdefault(event.seq, event)
         ordered = [events[seq] for seq in sorted(events) if seq > after_seq]
-        expected = list(range(after_seq + 1, live.seq + 1))
-        if [e.seq for e in ordered] != expected:
+        if [e.seq for e in ordered] != list(range(after_seq + 1, after_seq + 1 + len(ordered))):
             return live, None
+        if (ordered[-1].seq if ordered else after_seq) < live.seq:
+            return live, None
+        for event in ordered:
+            live = live.apply(event)
         return live, ordered
 
     # -- the send loop ------------------------------------------------------------------------
@@ -243,7 +261,7 @@ class StreamHub:
         if backlog is None:
             unit = encoder.snapshot(live)
             if unit is not None:
-                units.append(unit)
+                units.extend(unit if isinstance(unit, list) else [unit])
         else:
             last = after_seq if after_seq is not None else live.seq
             for event in backlog:
@@ -251,7 +269,7 @@ class StreamHub:
                 last = event.seq
         if units:
             yield units
-        if live.finished:
+        if live.finished or handle.subscriber.closed:
             return
 
         def fresh(event: Event) -> bool:
@@ -295,7 +313,9 @@ class StreamHub:
     @staticmethod
     def _encode(encoder: Encoder, event: Event) -> list[Any]:
         unit = encoder.event(event)
-        return [] if unit is None else [unit]
+        if unit is None:
+            return []
+        return unit if isinstance(unit, list) else [unit]
 
     async def _live(
         self,
@@ -315,9 +335,7 @@ class StreamHub:
             units: list[Any] = []
             ended = False
             for event in events:
-                unit = encoder.event(event)
-                if unit is not None:
-                    units.append(unit)
+                units.extend(self._encode(encoder, event))
                 if end_on_terminal and encoder.ends_with(event):
                     ended = True
                     break
@@ -335,8 +353,10 @@ class StreamHub:
                     units.append(unit)
             if subscriber.closed and not ended:
                 ended = True
+            if flags & Wake.RESUME:
+                handle.resume_requested = True
             if units:
-                handle.last_send = time.monotonic()
+                handle.touch()
             yield _Batch(units, events, ended)
             if ended:
                 return

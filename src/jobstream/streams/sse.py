@@ -56,7 +56,8 @@ class CanonicalSSE:
         return sse_frame(codec.dumps(self._public(job)), event="snapshot", id=job.seq)
 
     def event(self, event: Event) -> bytes:
-        return event.frame("sse", _job_frame)
+        frame: bytes = event.frame("sse", _job_frame)
+        return frame
 
     def ping(self) -> bytes:
         return PING
@@ -72,7 +73,8 @@ class CanonicalFeedSSE(CanonicalSSE):
     """The canonical all-jobs stream: the same envelopes, ``id:`` is the owner cursor."""
 
     def event(self, event: Event) -> bytes:
-        return event.frame("sse-feed", _feed_frame)
+        frame: bytes = event.frame("sse-feed", _feed_frame)
+        return frame
 
     def ends_with(self, event: Event) -> bool:
         return False

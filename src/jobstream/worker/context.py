@@ -161,11 +161,26 @@ class JobContext:
         self._loop.call_later(max(delay, 0.0), self._send_held)
 
     def _send_held(self) -> None:
+        """Timer: send the newest held report, unless a report went out meanwhile (then wait
+        out the rest of that interval)."""
         with self._lock:
-            self._flush_scheduled = False
+            wait = self._interval - (time.monotonic() - self._last_sent)
+            if self._held is not None and wait > 0.001:
+                held = None
+            else:
+                self._flush_scheduled = False
+                held, self._held = self._held, None
+                if held:
+                    self._last_sent = time.monotonic()
+        if held is None and self._flush_scheduled:
+            self._schedule_held(wait)
+        elif held and not self._reporter.finished:
+            self._reporter.report_progress(held)
+
+    def flush(self) -> None:
+        """Send a held progress report now (the worker calls this when the handler returns)."""
+        with self._lock:
             held, self._held = self._held, None
-            if held:
-                self._last_sent = time.monotonic()
         if held and not self._reporter.finished:
             self._reporter.report_progress(held)
 

@@ -218,6 +218,7 @@ class WorkerPool:
                 result = await kind.handler(ctx, ctx.params)
             else:
                 result = await _in_thread(kind.handler, ctx, ctx.params)
+            ctx.flush()
         except JobCancelled:
             if running.cancel_reason == "shutdown":
                 await self._interrupt(running)
@@ -226,6 +227,7 @@ class WorkerPool:
             else:
                 await self._finish(reporter, EventType.CANCELLED, {"message": "Cancelled by user"})
         except JobFailed as exc:
+            ctx.flush()
             await self._finish(reporter, EventType.FAILED, {"message": str(exc)})
         except Exception as exc:
             log.warning("job %s (%s) failed", ctx.job_id, kind.name, exc_info=True)

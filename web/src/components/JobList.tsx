@@ -1,7 +1,7 @@
 import type { Job } from '@jobstream/client';
 import type { UseJobsResult } from '@jobstream/client/react';
 
-import { formatAge, formatPercent, shortId } from '../format';
+import { formatAge, formatPercent, kindLabel, shortId } from '../format';
 import { useNow } from '../hooks';
 import { Link, jobHref } from '../router';
 import { ProgressBar } from './ProgressBar';
@@ -14,7 +14,7 @@ function JobRow({ job, now }: { job: Job; now: number }) {
     <li className="job-row" data-testid={`job-row-${job.id}`} data-status={job.status}>
       <Link to={jobHref(job.id)} className="job-row__link" aria-label={`${job.kind} job ${job.id}, ${job.status}, ${formatPercent(job.progress)}`}>
         <span className="job-row__head">
-          <span className="job-row__kind">{job.kind}</span>
+          <span className="job-row__kind">{kindLabel(job.kind)}</span>
           <StatusBadge status={job.status} testId="row-status" />
         </span>
         <span className="job-row__id muted" title={job.id}>

@@ -1,4 +1,4 @@
-import { JobStreamError, isTerminalStatus, type Job } from '@jobstream/client';
+import { JobStreamError, isTerminalStatus, type Job, type JobEvent } from '@jobstream/client';
 import { useJob } from '@jobstream/client/react';
 import { useEffect, useState } from 'react';
 
@@ -7,7 +7,7 @@ import { ConnectionIndicator } from '../components/ConnectionIndicator';
 import { LogView } from '../components/LogView';
 import { ProgressBar } from '../components/ProgressBar';
 import { StatusBadge } from '../components/StatusBadge';
-import { formatDuration, formatEta, formatPercent, formatTime } from '../format';
+import { formatDuration, formatEta, formatPercent, formatTime, kindLabel } from '../format';
 import { useNow } from '../hooks';
 import { Link } from '../router';
 
@@ -63,8 +63,23 @@ function stepText(current: number | null, total: number | null, name: string | n
   return name ?? '—';
 }
 
+/** A running job sent back to the queue (its worker or server died) starts over: say why, so the
+ * bar going back to 0 % makes sense. */
+function restartReason(event: JobEvent): string | null {
+  if (event.type !== 'status_change') return null;
+  const { old_status: from, new_status: to, reason } = event.data;
+  if (from !== 'running' || to !== 'queued') return null;
+  return typeof reason === 'string' && reason ? reason : 'it was interrupted';
+}
+
 export function JobPage({ id }: { id: string }) {
-  const live = useJob(id);
+  const [restarted, setRestarted] = useState<string | null>(null);
+  const live = useJob(id, {
+    onEvent: (event) => {
+      const reason = restartReason(event);
+      if (reason) setRestarted(reason);
+    },
+  });
   const { job } = live;
   const now = useNow(1000);
   const [cancelling, setCancelling] = useState(false);
@@ -126,7 +141,7 @@ export function JobPage({ id }: { id: string }) {
       <header className="job-header">
         <div className="job-header__title">
           <h1 id="job-title" tabIndex={-1} className="page-title">
-            {job.kind} job
+            {kindLabel(job.kind)} job
           </h1>
           <StatusBadge status={job.status} testId="job-status" />
         </div>
@@ -165,30 +180,37 @@ export function JobPage({ id }: { id: string }) {
             <dd data-testid="job-elapsed">{formatDuration(elapsed)}</dd>
           </div>
         </dl>
-        {job.message ? (
+        {job.message && job.status !== 'failed' && job.status !== 'cancelled' ? (
           <p className="job-message" data-testid="job-message">
             {job.message}
           </p>
         ) : null}
-        <div className="actions">
-          <button
-            type="button"
-            className="button button--danger"
-            data-testid="cancel-button"
-            onClick={() => void cancel()}
-            disabled={cancelDisabled}
-            aria-describedby={cancelError ? 'cancel-error' : undefined}
-          >
-            {job.cancel_requested && !finished ? 'Cancelling…' : 'Cancel'}
-          </button>
-          {cancelError ? (
-            <span className="form__error" id="cancel-error" role="alert">
-              {cancelError}
-            </span>
-          ) : null}
-        </div>
+        {finished ? null : (
+          <div className="actions">
+            <button
+              type="button"
+              className="button button--danger"
+              data-testid="cancel-button"
+              onClick={() => void cancel()}
+              disabled={cancelDisabled}
+              aria-describedby={cancelError ? 'cancel-error' : undefined}
+            >
+              {job.cancel_requested && !finished ? 'Cancelling…' : 'Cancel'}
+            </button>
+            {cancelError ? (
+              <span className="form__error" id="cancel-error" role="alert">
+                {cancelError}
+              </span>
+            ) : null}
+          </div>
+        )}
       </section>
 
+      {restarted ? (
+        <div className="alert alert--info" role="status" data-testid="job-restarted">
+          <strong>Restarted:</strong> the job was re-queued because {restarted}, and ran again from the start.
+        </div>
+      ) : null}
       {job.status === 'failed' ? (
         <div className="alert alert--error" role="alert" data-testid="job-error">
           <strong>Failed:</strong> {job.error ?? job.message ?? 'the job failed'}

@@ -1,0 +1,149 @@
+"""The worker pool, context and reporter in-process, with the in-memory backends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from jobstream.models import EventType, JobStatus
+from jobstream.store import MemoryStore
+from jobstream.testing import JobHarness
+from jobstream.worker.context import JobContext, JobFailed
+from jobstream.worker.registry import Registry
+
+
+class N(BaseModel):
+    n: int = 10
+
+
+def registry() -> Registry:
+    reg = Registry()
+
+    @reg.register("count", params=N, progress_interval=0.05)
+    async def count(ctx: JobContext, params: N) -> dict[str, int]:
+        for i in range(params.n):
+            ctx.progress(100 * (i + 1) / params.n)
+            await ctx.sleep(0)
+        return {"n": params.n}
+
+    @reg.register("tight", params=N, progress_interval=0.1)
+    async def tight(ctx: JobContext, params: N) -> None:
+        started = time.monotonic()
+        i = 0
+        while time.monotonic() - started < 0.35:
+            i += 1
+            ctx.progress(i % 100, message=f"{i}")
+            if i % 1000 == 0:
+                await asyncio.sleep(0)
+
+    @reg.register("steps_sync", params=N)
+    def steps_sync(ctx: JobContext, params: N) -> str:
+        for step in range(1, params.n + 1):
+            ctx.progress(step=step, total_steps=params.n, step_name=f"s{step}")
+            ctx.log(f"line {step}")
+        return "ok"
+
+    @reg.register("bar", params=N)
+    async def bar(ctx: JobContext, params: N) -> None:
+        for _ in ctx.tqdm(range(params.n), desc="items"):
+            await asyncio.sleep(0.01)
+
+    @reg.register("fail")
+    async def fail(ctx: JobContext, params: object) -> None:
+        raise JobFailed("Pipeline error: nope")
+
+    @reg.register("wait", on_interrupt="fail")
+    async def wait(ctx: JobContext, params: object) -> None:
+        while True:
+            ctx.progress(1)
+            await ctx.sleep(0.02)
+
+    return reg
+
+
+async def test_a_job_runs_to_completed_with_gap_free_events() -> None:
+    async with JobHarness(registry()) as h:
+        job = await h.submit("count", {"n": 5})
+        await h.run_until_idle()
+        final = await h.get(job.id)
+        events = h.events_of(job.id)
+    assert final.status is JobStatus.COMPLETED and final.result == {"n": 5}
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type is EventType.COMPLETED and events[-1].data["n"] == 5
+
+
+async def test_progress_is_throttled_at_the_source_and_the_last_report_is_not_lost() -> None:
+    async with JobHarness(registry()) as h:
+        job = await h.submit("tight", {})
+        await h.run_until_idle()
+        progress = [e for e in h.events_of(job.id) if e.type is EventType.PROGRESS]
+    # Hundreds of thousands of reports in 0.35 s at one per 0.1 s: a handful of events.
+    assert 2 <= len(progress) <= 6
+    stored = await h.store.events_after(job.id, 0)
+    assert stored is not None
+
+
+async def test_store_writes_are_batched() -> None:
+    class CountingStore(MemoryStore):
+        appends = 0
+
+        async def append(self, job, events):  # type: ignore[no-untyped-def]
+            CountingStore.appends += 1
+            await super().append(job, events)
+
+    reg = registry()
+    async with JobHarness(reg, store=CountingStore(), flush_interval=0.1) as h:
+        await h.submit("count", {"n": 2000})
+        await h.run_until_idle()
+    # 2,000 progress events over a few hundred ms land in a handful of transactions.
+    assert CountingStore.appends < 20
+
+
+async def test_sync_handlers_run_in_a_thread_and_report_steps_and_logs() -> None:
+    async with JobHarness(registry()) as h:
+        job = await h.submit("steps_sync", {"n": 3})
+        await h.run_until_idle()
+        events = h.events_of(job.id)
+    steps = [e.data["current_step"] for e in events if e.type is EventType.PROGRESS]
+    logs = [e.data["message"] for e in events if e.type is EventType.LOG]
+    assert steps == [1, 2, 3] and logs == ["line 1", "line 2", "line 3"]
+    assert events[-1].data["result"] == "ok"
+
+
+async def test_tqdm_wrapper_reports_the_loop() -> None:
+    async with JobHarness(registry()) as h:
+        job = await h.submit("bar", {"n": 20})
+        await h.run_until_idle()
+        progress = [e.data for e in h.events_of(job.id) if e.type is EventType.PROGRESS]
+    assert progress and progress[-1]["progress"] == 100.0
+    assert progress[-1]["message"] == "items: 20/20"
+
+
+async def test_failure_and_cancel_and_interrupt_policy() -> None:
+    async with JobHarness(registry()) as h:
+        failed = await h.submit("fail")
+        waiting = await h.submit("wait")
+        await asyncio.sleep(0.1)
+        await h.cancel(waiting.id)
+        await h.run_until_idle()
+        assert (await h.get(failed.id)).error == "Pipeline error: nope"
+        assert (await h.get(waiting.id)).status is JobStatus.CANCELLED
+        interrupted = await h.submit("wait")
+        await asyncio.sleep(0.1)
+    # Leaving the harness stops the pool: a "fail" kind fails with the reason.
+    job = await h.store.get(interrupted.id)
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error == "Interrupted: the server shut down"
+
+
+async def test_unknown_params_are_refused_before_anything_is_stored() -> None:
+    from jobstream.service import InvalidParams
+
+    async with JobHarness(registry()) as h:
+        with pytest.raises(InvalidParams) as caught:
+            await h.submit("count", {"n": "many"})
+        assert caught.value.errors[0]["loc"] == ["body", "params", "n"]
+        assert (await h.store.list_jobs(owner=None)).items == []

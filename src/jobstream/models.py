@@ -220,6 +220,9 @@ class Job:
     cost: int = 0
     """Credits debited from the owner when the job was stored; refunded if it fails or is
     cancelled (see ``JobStore.create``)."""
+    seq_reserved: int = 0
+    """The highest seq the running job's worker may have published (it publishes before it
+    stores). Above ``seq`` only while a worker runs the job, or after it died."""
 
     @property
     def finished(self) -> bool:
@@ -265,6 +268,35 @@ class Job:
             if "message" in data:
                 changes["message"] = data["message"]
         return replace(self, **changes)
+
+    def fill_reserved(self) -> tuple[Job, list[Event]]:
+        """Close the gap a dead worker left between ``seq`` and ``seq_reserved``.
+
+        Its events in that range may have reached readers but were never stored. Each of those
+        seqs gets a progress event restating the stored state, so the log stays gap-free and
+        no seq is ever used for two different events: a reader that saw the lost events skips
+        these, a reader that did not sees the state it already had.
+        """
+        job, fillers = self, []
+        for seq in range(self.seq + 1, self.seq_reserved + 1):
+            event = Event(
+                job_id=job.id,
+                owner=job.owner,
+                seq=seq,
+                type=EventType.PROGRESS,
+                data={
+                    "progress": job.progress,
+                    "current_step": job.current_step,
+                    "total_steps": job.total_steps,
+                    "step_name": job.step_name,
+                    "state": job.state or job.status.value,
+                    "message": job.message,
+                    "eta_seconds": None,
+                },
+            )
+            fillers.append(event)
+            job = job.apply(event)
+        return job, fillers
 
     def to_public(self) -> dict[str, Any]:
         """The job object of the API (without ``links``, which depend on the server's routes)."""

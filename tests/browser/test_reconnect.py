@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from uihelp import (
     BrowserPage,
     api_job,
@@ -82,14 +81,6 @@ def test_the_job_page_reconnects_after_a_server_kill_and_restart_and_catches_up(
     later.close()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "server bug: a worker publishes events up to JOBSTREAM_PROGRESS_FLUSH_SECONDS before it "
-        "stores them; after a SIGKILL the restarted server numbers the re-queue events with the "
-        "seqs of those lost events, so a client that saw them drops the re-queue as duplicates"
-    ),
-    strict=False,
-)
 def test_after_a_crash_the_open_page_shows_the_same_history_as_a_fresh_one(
     browser_page: BrowserPage, make_server: Callable[..., ServerProcess]
 ) -> None:

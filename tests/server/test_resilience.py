@@ -162,3 +162,47 @@ async def test_sigterm_with_open_streams_exits_promptly_and_closes_them_cleanly(
         "reason": "server shutting down",
     }
     assert history[-1].event == "completed"
+
+
+async def test_after_a_crash_no_seq_a_reader_saw_is_reused(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """Regression: progress goes out before it is stored; a SIGKILL lost those events, and the
+    restarted server numbered its re-queue with their seqs, so a reader that had seen them
+    skipped the re-queue as a duplicate."""
+    first = make_server().start()
+    async with httpx.AsyncClient(base_url=first.url, headers=bearer("gus"), timeout=30) as c:
+        job = (
+            await c.post(
+                "/api/v1/jobs",
+                json={"kind": "flood", "params": {"count": 100_000, "interval_ms": 5}},
+            )
+        ).json()
+        async with c.stream("GET", f"/api/v1/jobs/{job['id']}/events") as response:
+            reader = SSEReader(response)
+            seen = []
+            while len(seen) < 30:
+                event = await reader.next()
+                assert event is not None
+                seen.append(event)
+            first.kill()  # mid-stream: the newest progress is published, not yet stored
+    last_seen = int(seen[-1].id or 0)
+    second = make_server(data_dir=first.data_dir, port=first.port).start()
+    async with httpx.AsyncClient(base_url=second.url, headers=bearer("gus"), timeout=30) as c:
+        async with c.stream(
+            "GET", f"/api/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": str(last_seen)}
+        ) as response:
+            reader = SSEReader(response)
+            after = []
+            async with asyncio.timeout(30):  # without the fix the re-queue never shows up
+                while not any(e.event == "status_change" for e in after[-3:]) or len(after) < 3:
+                    event = await reader.next()
+                    assert event is not None
+                    after.append(event)
+        await c.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert int(after[0].id or 0) == last_seen + 1
+    requeue = next(e for e in after if e.event == "status_change")
+    assert requeue.json["data"]["new_status"] == "queued"
+    assert int(requeue.id or 0) > last_seen
+    full = [int(e.id or 0) for e in after]
+    assert full == list(range(last_seen + 1, last_seen + 1 + len(full)))

@@ -408,11 +408,44 @@ async def test_recovery_requeues_and_old_worker_goes_stale(store: JobStore) -> N
     assert await store.running_jobs() == []
 
     again = await claim(store, worker="w2")
-    assert again.id == job.id and again.attempts == 2 and again.seq == 4
+    # The dead worker's reserved seqs were filled before the re-queue (see the next test).
+    reserved = 2 + store.publish_ahead
+    assert again.id == job.id and again.attempts == 2 and again.seq == reserved + 2
     with pytest.raises(StaleJob):
         await store.append(*progress(job, 1))
     assert await store.renew_leases([job.id], "w2", 30) == set()
     assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+
+
+async def test_a_dead_workers_reserved_seqs_are_filled_never_reused(store: JobStore) -> None:
+    """A worker publishes up to ``seq_reserved`` before storing; if it dies, readers may have
+    seen seqs the store never got. Recovery fills them, then writes its own event after."""
+    await add(store)
+    job = await claim(store)
+    assert job.seq == 2 and job.seq_reserved == 2 + store.publish_ahead
+    # The worker stores a batch and raises its reservation to 10 past it ...
+    after, batch = progress(job, 3)
+    after = replace(after, seq_reserved=after.seq + 10)
+    await store.append(after, batch)
+    assert (await store.get(job.id)).seq_reserved == 15  # type: ignore[union-attr]
+    # ... publishes 12, 13 (never stored), and dies. Recovery:
+    moved = await store.transition(job.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
+    assert moved is not None
+    requeued, event = moved
+    assert event.seq == 16 and requeued.seq == 16 and requeued.seq_reserved == 16
+    log = await store.events_after(job.id, 0)
+    assert seqs(log) == list(range(1, 17))  # gap-free
+    fillers = [e for e in log or [] if 6 <= e.seq <= 15]
+    assert all(e.type is EventType.PROGRESS for e in fillers)
+    assert all(e.data["progress"] == after.progress for e in fillers)  # the stored state
+    # A reader that saw 12 and 13 resumes after 13 and gets the fillers it did not see, then
+    # the re-queue: no seq it saw stands for another event.
+    assert seqs(await store.events_after(job.id, 13)) == [14, 15, 16]
+    # A clean end closes the window: nothing to fill on the next move.
+    again = await claim(store)
+    done, last = follow(again, (EventType.COMPLETED, {"result": 1}))
+    await store.append(replace(done, seq_reserved=done.seq), last)
+    assert (await store.get(job.id)).seq_reserved == done.seq  # type: ignore[union-attr]
 
 
 # --- claim ------------------------------------------------------------------------------
@@ -893,3 +926,15 @@ async def test_postgres_claim_skips_locked_rows(postgres_url: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("result", [1, 2.5, "text", "123", True, None, [1, "a"]])
+async def test_scalar_results_round_trip(store: JobStore, result: Any) -> None:
+    """Regression: SQLite gives JSON columns NUMERIC affinity, so a stored ``1`` came back as an
+    int, not JSON text, and reading the job failed."""
+    await add(store)
+    job = await claim(store)
+    done, last = follow(job, (EventType.COMPLETED, {"result": result}))
+    await store.append(done, last)
+    stored = await store.get(job.id)
+    assert stored is not None and stored.result == result

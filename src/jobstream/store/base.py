@@ -17,6 +17,12 @@ new owner's balance starts at ``initial_credits``. The cost comes back in the sa
 that stores the job's ``failed`` or ``cancelled`` event (``append`` or ``transition``); a job
 has one terminal event, so it is refunded at most once.
 
+Publishing ahead of storing: a worker publishes an event before ``append`` stores it, but never
+past the job's ``seq_reserved``, which it raises in its ``append`` batches (``claim`` grants the
+first ``publish_ahead``). If the worker dies, the next ``transition`` or ``claim`` of the job first
+fills the seqs up to ``seq_reserved`` (``Job.fill_reserved``): a seq that readers may have seen is
+never reused for another event, and the log stays gap-free.
+
 Each job's log is bounded: past ``max_events_per_job``, the oldest progress and log events are
 trimmed; status changes and the terminal event are always kept. ``events_after`` says when the
 events a reader asked for are gone (it answers ``None``), and the reader then takes a snapshot.
@@ -64,6 +70,7 @@ EventFactory = Callable[[Job], Event]
 class JobStore(abc.ABC):
     max_events_per_job: int = 1000
     initial_credits: int = 1000
+    publish_ahead: int = 16
     """The balance an owner's account starts with (``JOBSTREAM_INITIAL_CREDITS``)."""
 
     @abc.abstractmethod

@@ -138,14 +138,19 @@ class MemoryStore(JobStore):
             job = self._jobs.get(job_id)
             if job is None or job.status not in allowed_from:
                 return None
-            return self._apply(job, make_event(job))
+            return self._apply(job, make_event)
 
-    def _apply(self, job: Job, event: Event) -> tuple[Job, Event]:
+    def _apply(
+        self, stored: Job, make_event: EventFactory, reserve: int = 0
+    ) -> tuple[Job, Event]:
+        job, fillers = stored.fill_reserved()
+        event = make_event(job)
         if event.seq != job.seq + 1:
             raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
         after = job.apply(event)
+        after = replace(after, seq_reserved=after.seq + reserve)
         self._jobs[job.id] = after
-        self._events[job.id].append(event)
+        self._events[job.id].extend([*fillers, event])
         self._refund(job, after)
         if after.status is not JobStatus.RUNNING:
             self._leases.pop(job.id, None)
@@ -162,7 +167,7 @@ class MemoryStore(JobStore):
             if not queued:
                 return None
             job = min(queued, key=lambda j: (created_us(j), j.id))
-            claimed = self._apply(job, make_event(job))
+            claimed = self._apply(job, make_event, self.publish_ahead)
             self._leases[job.id] = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
             return claimed
 

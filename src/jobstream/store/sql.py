@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ jobs_table = sa.Table(
     sa.Column("lease_owner", sa.String, nullable=True),
     sa.Column("lease_until_us", sa.BigInteger, nullable=True),
     sa.Column("cost", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("seq_reserved", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Index("ix_jobstream_jobs_owner_created", "owner", "created_us", "id"),
     sa.Index("ix_jobstream_jobs_status_kind_created", "status", "kind", "created_us"),
     sa.Index("ix_jobstream_jobs_status_lease", "status", "lease_until_us"),
@@ -170,6 +172,7 @@ def _job_state_values(job: Job) -> dict[str, Any]:
         "updated_us": _to_us(job.updated_at),
         "finished_us": _opt_us(job.finished_at),
         "seq": job.seq,
+        "seq_reserved": job.seq_reserved,
         "attempts": job.attempts,
     }
 
@@ -224,6 +227,7 @@ def _row_to_job(row: RowMapping) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         attempts=int(row["attempts"]),
         cost=int(row["cost"]),
+        seq_reserved=int(row["seq_reserved"]),
     )
 
 
@@ -247,6 +251,14 @@ def _row_to_event(row: RowMapping) -> Event:
         data=row["data"],
         cursor=int(row["cursor"]),
     )
+
+
+def _json_loads(value: Any) -> Any:
+    """SQLite gives a JSON column NUMERIC affinity: a stored scalar such as ``1`` comes back as
+    a number, not as JSON text."""
+    if isinstance(value, int | float):
+        return value
+    return codec.loads(value)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -300,7 +312,7 @@ class SQLStore(JobStore):
         engine = create_async_engine(
             self.url,
             json_serializer=codec.dumps_str,
-            json_deserializer=codec.loads,
+            json_deserializer=_json_loads,
         )
         if self._sqlite:
             sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -320,16 +332,17 @@ class SQLStore(JobStore):
             await conn.run_sync(self._add_missing_columns)
 
     def _add_missing_columns(self, conn: sa.Connection) -> None:
-        """Bring a database made by an earlier version up to date (``cost`` came later)."""
+        """Bring a database made by an earlier version up to date (these columns came later)."""
         columns = {c["name"] for c in sa.inspect(conn).get_columns(jobs_table.name)}
-        if "cost" not in columns:
-            exists = "" if self._sqlite else "IF NOT EXISTS "
-            conn.execute(
-                sa.text(
-                    f"ALTER TABLE {jobs_table.name} ADD COLUMN {exists}"
-                    "cost INTEGER NOT NULL DEFAULT 0"
+        exists = "" if self._sqlite else "IF NOT EXISTS "
+        for name in ("cost", "seq_reserved"):
+            if name not in columns:
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {jobs_table.name} ADD COLUMN {exists}"
+                        f"{name} INTEGER NOT NULL DEFAULT 0"
+                    )
                 )
-            )
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -381,13 +394,22 @@ class SQLStore(JobStore):
         )
 
     async def _apply(
-        self, conn: AsyncConnection, job: Job, event: Event, lease: tuple[str, int] | None = None
+        self,
+        conn: AsyncConnection,
+        stored: Job,
+        make_event: EventFactory,
+        lease: tuple[str, int] | None = None,
+        reserve: int = 0,
     ) -> tuple[Job, Event] | None:
-        """Store ``event`` and the snapshot after it, if the row is still at ``job``'s status and
-        seq; ``None`` if it moved (only without a row lock, i.e. another process on SQLite)."""
+        """Store ``make_event(job)`` and the snapshot after it, where ``job`` is the stored row
+        with a dead worker's reserved seqs filled; only if the row is still at ``stored``'s status
+        and seq (``None`` if it moved: only without a row lock, i.e. another process on SQLite).
+        ``reserve`` grants the next writer that many seqs to publish ahead of storing."""
+        job, fillers = stored.fill_reserved()
+        event = make_event(job)
         if event.seq != job.seq + 1:
             raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
-        after = job.apply(event)
+        after = replace(job.apply(event), seq_reserved=event.seq + reserve)
         values = _job_state_values(after)
         if lease is not None:
             values["lease_owner"], values["lease_until_us"] = lease
@@ -395,12 +417,12 @@ class SQLStore(JobStore):
             values["lease_owner"] = values["lease_until_us"] = None
         updated = await conn.execute(
             jobs_table.update()
-            .where(_J.id == job.id, _J.status == job.status.value, _J.seq == job.seq)
+            .where(_J.id == job.id, _J.status == stored.status.value, _J.seq == stored.seq)
             .values(values)
         )
         if updated.rowcount != 1:
             return None
-        await conn.execute(events_table.insert(), [_event_to_row(event)])
+        await conn.execute(events_table.insert(), [_event_to_row(e) for e in [*fillers, event]])
         await self._trim(conn, job.id, event.seq)
         if not job.status.terminal and after.status in REFUNDED_STATUSES:
             await self._refund(conn, job.id, job.owner)
@@ -544,7 +566,7 @@ class SQLStore(JobStore):
                 job = _row_to_job(row)
                 if job.status not in allowed:
                     return None
-                done = await self._apply(conn, job, make_event(job))
+                done = await self._apply(conn, job, make_event)
                 if done is not None:
                     return done
         raise StaleJob(job_id)
@@ -570,7 +592,7 @@ class SQLStore(JobStore):
                     return None
                 job = _row_to_job(row)
                 lease = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
-                done = await self._apply(conn, job, make_event(job), lease)
+                done = await self._apply(conn, job, make_event, lease, self.publish_ahead)
                 if done is not None:
                     return done
             # Another process took this one between our read and our write: look again.

@@ -140,9 +140,7 @@ class MemoryStore(JobStore):
                 return None
             return self._apply(job, make_event)
 
-    def _apply(
-        self, stored: Job, make_event: EventFactory, reserve: int = 0
-    ) -> tuple[Job, Event]:
+    def _apply(self, stored: Job, make_event: EventFactory, reserve: int = 0) -> tuple[Job, Event]:
         job, fillers = stored.fill_reserved()
         event = make_event(job)
         if event.seq != job.seq + 1:

@@ -7,7 +7,7 @@ see answers exactly as a missing one.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,7 +44,6 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-SubmitHook = Callable[[Principal, Job], Awaitable[None]]
 
 
 class JobService:
@@ -63,9 +62,6 @@ class JobService:
         self._on_queued = on_queued
         self._rate = submit_rate_per_minute
         self._buckets: dict[str, tuple[float, float]] = {}
-        self.before_create: list[SubmitHook] = []
-        """Called with the validated job before it is stored; raising refuses the submit."""
-        self.after_create_failed: list[SubmitHook] = []
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -131,14 +127,7 @@ class JobService:
             },
         )
         job = job.apply(event)
-        for hook in self.before_create:
-            await hook(principal, job)
-        try:
-            await self.store.create(job, event)
-        except BaseException:
-            for hook in self.after_create_failed:
-                await hook(principal, job)
-            raise
+        await self.store.create(job, event)
         await self.bus.publish([event])
         if self._on_queued is not None:
             self._on_queued()

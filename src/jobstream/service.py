@@ -44,8 +44,6 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-
-
 class JobService:
     def __init__(
         self,

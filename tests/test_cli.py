@@ -47,6 +47,8 @@ def test_submit_watch_and_jobs(server: ServerProcess) -> None:
     watched = jobstream("watch", job_id, *common)
     assert watched.returncode == 0, watched.stderr
     assert "completed" in watched.stdout and "characterId" in watched.stdout
+    # The whole history, though the job ended before the watch began.
+    assert "Validating character details: Ada" in watched.stdout
     listed = jobstream("jobs", *common)
     assert job_id in listed.stdout and "completed" in listed.stdout
     failing = jobstream("submit", "pdf", "-p", "fail_at_step=1", "--watch", *common)

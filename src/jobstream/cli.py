@@ -145,7 +145,8 @@ def watch(
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task(job_id, total=100, status="…", step="", eta="")
             async with _client(server, token) as client:
-                async for event in client.follow(job_id):
+                # From the first event: the whole log so far, then live (the log is bounded).
+                async for event in client.follow(job_id, last_event_id=0):
                     data = event.data.get("data", event.data)
                     if event.event == "snapshot":
                         _show(bar, task, data, data.get("status", ""))
@@ -154,6 +155,10 @@ def watch(
                         _show(bar, task, data, None)
                     elif event.event == "status_change":
                         bar.update(task, status=data.get("new_status", ""))
+                        if data.get("reason"):
+                            bar.console.print(
+                                f"[yellow]{data['new_status']}[/yellow]: {data['reason']}"
+                            )
                     elif event.event == "log":
                         bar.console.print(
                             f"[dim]{data.get('level', 'info')}[/dim] {data.get('message')}"

@@ -1,0 +1,651 @@
+"""SSE fan-out: N subscribers on one job that reports progress every ``interval`` ms.
+
+For each mode a real server is started in a subprocess (pinned to one core), one ``bench`` job
+is submitted, N raw-socket SSE clients connect from a separate process (pinned to the other
+core), and once every client holds its first event the job starts reporting. Each progress
+message carries its publish time (``time.time_ns()`` in the handler), so the clients measure
+
+- publish-to-receipt latency (p50/p99/max): receipt time (one ``time_ns()`` per received chunk)
+  minus the publish timestamp, for every progress event on every measured connection (all
+  connections unless ``--latency-every K``: every K-th connection, a systematic sample);
+- "seen" latency: for every *published* report, the time until the client received it or a
+  newer one. The same as the above when nothing is skipped; for the polling baseline, which
+  sends only what it finds every 0.5 s, it is the staleness a user sees;
+- deliveries/s: progress events received by all clients / (last receipt - first receipt);
+- events lost: published x subscribers - received. jobstream may only replace progress for a
+  reader that fell behind (``jobstream_coalesced_events_total`` on ``/metrics``), so its
+  ``unexplained`` column (lost - coalesced) must be 0. The polling baseline sends only the state
+  it sees every 0.5 s: it skips most events by design.
+
+Modes: ``jobstream`` (the canonical ``/api/v1/jobs/{id}/events``), ``baseline`` (seed 000: a
+``StreamingResponse`` re-reading the job every 0.5 s, see ``baseline_server.py``), ``queue``
+(a plain FastAPI queue-per-subscriber ``StreamingResponse``; not in ``both``).
+
+    .venv/bin/python benchmarks/sse_fanout.py --subscribers 100 --interval-ms 1
+    .venv/bin/python benchmarks/sse_fanout.py --subscribers 1000 --interval-ms 10 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import math
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    BenchServer,
+    cpu_busy_seconds,
+    cpu_plan,
+    machine_info,
+    raise_fd_limit,
+    set_affinity,
+    wait_until_quiet,
+)
+
+STAMP = re.compile(rb'"(1\d{18}) (\d+) ')
+"""A report's publish time and number: the message (seed 000: ``progress_info``) starts so."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    flavour: str
+    path: str
+    count: bytes  # one occurrence per delivered progress event that carries a timestamp
+    end: bytes  # the stream's last event
+    websocket: bool = False  # WebSocket frames instead of an SSE byte stream
+
+
+MODES = {
+    "jobstream": Mode(
+        "jobstream",
+        "jobstream",
+        "/api/v1/jobs/{id}/events",
+        b"\nevent: progress\n",
+        b"\nevent: completed\n",
+    ),
+    "baseline": Mode(
+        "baseline", "baseline", "/baseline/poll/{id}", b'"progress_info": "1', b"event: status\n"
+    ),
+    "queue": Mode(
+        "queue", "baseline", "/baseline/queue/{id}", b"\nevent: progress\n", b"\nevent: completed\n"
+    ),
+    "websocket": Mode(
+        "websocket",
+        "jobstream",
+        "/api/v1/jobs/{id}/ws",
+        b'{"type":"progress"',
+        b'{"type":"completed"',
+        websocket=True,
+    ),
+}
+
+
+def complete_frames(buf: bytes) -> int:
+    """How many leading bytes of ``buf`` are whole WebSocket frames (server frames: unmasked)."""
+    at, size = 0, len(buf)
+    while at + 2 <= size:
+        length = buf[at + 1] & 0x7F
+        head = 2
+        if length == 126:
+            head = 4
+            if at + head > size:
+                break
+            length = int.from_bytes(buf[at + 2 : at + 4], "big")
+        elif length == 127:
+            head = 10
+            if at + head > size:
+                break
+            length = int.from_bytes(buf[at + 2 : at + 10], "big")
+        if at + head + length > size:
+            break
+        at += head + length
+    return at
+
+
+# Latency histogram: 10 us buckets below 100 ms, 1 ms buckets up to 120 s.
+FINE_US, FINE_LIMIT_US = 10, 100_000
+COARSE_US, COARSE_BUCKETS = 1000, 120_000
+FINE_BUCKETS = FINE_LIMIT_US // FINE_US
+
+
+# -- the load generator (runs in its own process) ------------------------------------------
+
+
+class Stats:
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.ready = 0
+        self.done = 0
+        self.failed = 0
+        self.closed_early = 0
+        self.received = 0
+        self.first_ns = 0
+        self.last_ns = 0
+        self.delivered = Histogram()
+        self.skipped = Histogram()
+        self.all_ready: asyncio.Future[None] | None = None
+        self.all_done: asyncio.Future[None] | None = None
+
+    def settle(self) -> None:
+        if self.all_ready and not self.all_ready.done() and self.ready + self.failed >= self.target:
+            self.all_ready.set_result(None)
+        if self.all_done and not self.all_done.done() and self.done >= self.target:
+            self.all_done.set_result(None)
+
+
+class Histogram:
+    """Latencies in microseconds: 10 us buckets below 100 ms, 1 ms buckets up to 120 s."""
+
+    __slots__ = ("buckets", "count", "max_us", "sum_us")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (FINE_BUCKETS + COARSE_BUCKETS)
+        self.count = 0
+        self.sum_us = 0
+        self.max_us = 0
+
+    def add(self, us: int) -> None:
+        if us < FINE_LIMIT_US:
+            self.buckets[us // FINE_US if us > 0 else 0] += 1
+        else:
+            self.buckets[FINE_BUCKETS + min(us // COARSE_US, COARSE_BUCKETS - 1)] += 1
+        self.count += 1
+        self.sum_us += us
+        if us > self.max_us:
+            self.max_us = us
+
+    def merged(self, other: Histogram) -> Histogram:
+        both = Histogram()
+        both.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        both.count = self.count + other.count
+        both.sum_us = self.sum_us + other.sum_us
+        both.max_us = max(self.max_us, other.max_us)
+        return both
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile (0-1) in milliseconds (the upper bound of its bucket)."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for i, n in enumerate(self.buckets):
+            seen += n
+            if seen >= rank:
+                if i < FINE_BUCKETS:
+                    return min((i + 1) * FINE_US, self.max_us) / 1000
+                return min((i - FINE_BUCKETS + 1) * COARSE_US, self.max_us) / 1000
+        return self.max_us / 1000
+
+    def summary(self, prefix: str) -> dict[str, Any]:
+        return {
+            f"{prefix}count": self.count,
+            f"{prefix}p50_ms": self.quantile(0.50),
+            f"{prefix}p90_ms": self.quantile(0.90),
+            f"{prefix}p99_ms": self.quantile(0.99),
+            f"{prefix}p999_ms": self.quantile(0.999),
+            f"{prefix}max_ms": self.max_us / 1000,
+            f"{prefix}mean_ms": round(self.sum_us / self.count / 1000, 3) if self.count else None,
+        }
+
+
+class SSEConnection(asyncio.Protocol):
+    """One SSE client: counts events by scanning bytes, timestamps by one regex per chunk.
+
+    Two latencies are kept. ``delivered``: receipt - publish, for every event received.
+    ``skipped``: for the reports a stream never sent (the polling baseline skips most; jobstream
+    only coalesced progress), receipt of the next newer one - their publish time (interpolated
+    between the two delivered neighbours), i.e. how long until the client saw that state or a
+    newer one. Delivered and skipped together: the *visibility* latency of every report.
+    """
+
+    __slots__ = (
+        "count",
+        "ended",
+        "head",
+        "last_number",
+        "last_stamp",
+        "measure",
+        "mode",
+        "pending",
+        "received",
+        "request",
+        "stats",
+        "transport",
+        "upgraded",
+    )
+
+    def __init__(self, stats: Stats, mode: Mode, request: bytes, measure: bool) -> None:
+        self.stats = stats
+        self.mode = mode
+        self.count = mode.count
+        self.request = request
+        self.measure = measure
+        self.pending = b""
+        self.head = True
+        self.upgraded = False
+        self.received = 0
+        self.ended = False
+        self.last_stamp = 0
+        self.last_number = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time_ns()
+        buf = self.pending + data if self.pending else data
+        stats = self.stats
+        if self.mode.websocket:
+            if not self.upgraded:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    self.pending = buf
+                    return
+                if not buf.startswith(b"HTTP/1.1 101"):
+                    stats.failed += 1
+                    self._finish()
+                    return
+                buf = buf[end + 4 :]
+                self.upgraded = True
+            end = complete_frames(buf)
+        else:
+            end = buf.rfind(b"\n\n")
+            end = end + 2 if end >= 0 else 0
+        if end <= 0:
+            self.pending = buf
+            return
+        part = buf[:end]
+        self.pending = buf[end:]
+        if self.head:
+            # Ready once the first event (the snapshot) is in: events published before it are
+            # folded into it, not delivered one by one.
+            self.head = False
+            if not self.mode.websocket and not part.startswith(b"HTTP/1.1 200"):
+                stats.failed += 1
+                self._finish()
+                return
+            stats.ready += 1
+            stats.settle()
+        n = part.count(self.count)
+        if n:
+            self.received += n
+            stats.received += n
+            if not stats.first_ns:
+                stats.first_ns = now
+            stats.last_ns = now
+            if self.measure:
+                self._measure(now, STAMP.findall(part))
+        if self.mode.end in part:
+            self.ended = True
+            self._finish()
+
+    def _measure(self, now: int, stamps: list[tuple[bytes, bytes]]) -> None:
+        stats = self.stats
+        add = stats.delivered.add
+        prev_t, prev_n = self.last_stamp, self.last_number
+        for stamp, number in stamps:
+            t, n = int(stamp), int(number)
+            add((now - t) // 1000)
+            gap = n - prev_n
+            if gap > 1 and prev_t:
+                skip = stats.skipped.add
+                step = (t - prev_t) / gap
+                for j in range(1, gap):
+                    skip(int(now - prev_t - j * step) // 1000)
+            prev_t, prev_n = t, n
+        self.last_stamp, self.last_number = prev_t, prev_n
+
+    def _finish(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+            self.stats.done += 1
+            self.stats.settle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            if not self.ended:
+                self.stats.closed_early += 1
+            self._finish()
+
+
+def _cpu_seconds(pid: int) -> float:
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(t.user + t.system)
+
+
+def _factory(protocol: asyncio.Protocol) -> Callable[[], asyncio.Protocol]:
+    return lambda: protocol
+
+
+async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
+    import psutil
+
+    loop = asyncio.get_running_loop()
+    mode = MODES[conf["mode"]]
+    n = conf["subscribers"]
+    every = conf["latency_every"]
+    stats = Stats(n)
+    stats.all_ready = loop.create_future()
+    stats.all_done = loop.create_future()
+    if mode.websocket:
+        request = (
+            f"GET {mode.path.format(id=conf['job_id'])} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{conf['port']}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    else:
+        request = (
+            f"GET {mode.path.format(id=conf['job_id'])} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{conf['port']}\r\nAccept: text/event-stream\r\n"
+            "Cache-Control: no-cache\r\n\r\n"
+        ).encode()
+    connections: list[SSEConnection] = []
+    gate = asyncio.Semaphore(200)
+
+    async def connect(i: int) -> None:
+        async with gate:
+            for attempt in range(20):
+                conn = SSEConnection(stats, mode, request, measure=i % every == 0)
+                try:
+                    await loop.create_connection(_factory(conn), "127.0.0.1", conf["port"])
+                except OSError:
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                connections.append(conn)
+                return
+            stats.failed += 1
+            stats.done += 1
+            stats.settle()
+
+    t_connect = time.monotonic()
+    await asyncio.gather(*(connect(i) for i in range(n)))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(stats.all_ready), timeout=120)
+    connect_seconds = time.monotonic() - t_connect
+
+    me, server = os.getpid(), conf["server_pid"]
+    cpu0 = (_cpu_seconds(server), _cpu_seconds(me), cpu_busy_seconds(), time.monotonic())
+    Path(conf["start_file"]).touch()  # noqa: ASYNC240 - one file, before the measurement
+    pipe.send(("started", None))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(stats.all_done), timeout=conf["timeout"])
+    cpu1 = (_cpu_seconds(server), _cpu_seconds(me), cpu_busy_seconds(), time.monotonic())
+    for conn in connections:
+        if conn.transport is not None:
+            conn.transport.close()
+
+    wall = cpu1[3] - cpu0[3]
+    server_cpu, client_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    window = (stats.last_ns - stats.first_ns) / 1e9
+    per_conn = [c.received for c in connections] or [0]
+    return {
+        "client_cpus": sorted(os.sched_getaffinity(0)),
+        "server_cpus": sorted(psutil.Process(server).cpu_affinity()),
+        "connected": len(connections),
+        "ready": stats.ready,
+        "failed": stats.failed,
+        "closed_early": stats.closed_early,
+        "unfinished": stats.target - stats.done,
+        "connect_seconds": round(connect_seconds, 2),
+        "received": stats.received,
+        "received_min": min(per_conn),
+        "received_max": max(per_conn),
+        "window_seconds": round(window, 3),
+        "deliveries_per_s": round(stats.received / window) if window > 0 else 0,
+        "latency_every": every,
+        **stats.delivered.summary(""),
+        **stats.delivered.merged(stats.skipped).summary("visible_"),
+        "wall_seconds": round(wall, 3),
+        "server_cpu": round(server_cpu / wall, 2) if wall else None,
+        "client_cpu": round(client_cpu / wall, 2) if wall else None,
+        # CPU the rest of the machine used meanwhile (other engineers' test runs), in cores;
+        # includes the orchestrating parent and a profiler if one runs.
+        "other_cpu": round(max(cpu1[2] - cpu0[2] - server_cpu - client_cpu, 0.0) / wall, 2)
+        if wall
+        else None,
+    }
+
+
+def client_main(conf: dict[str, Any], pipe: Any) -> None:
+    set_affinity(0, conf["cpus"])
+    raise_fd_limit()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        import uvloop
+
+        result = uvloop.run(run_clients(conf, pipe))
+    except ImportError:
+        result = asyncio.run(run_clients(conf, pipe))
+    pipe.send(("result", result))
+
+
+# -- the orchestration ----------------------------------------------------------------------
+
+
+def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    mode = MODES[name]
+    server_cpus, client_cpus = args.server_cpus, args.client_cpus
+    server = BenchServer(mode.flavour, cpus=server_cpus, src=args.src)
+    server.start()
+    profiler: subprocess.Popen[bytes] | None = None
+    try:
+        quiet = wait_until_quiet(args.wait_quiet)
+        start_file = server.tmp / "start"
+        params = {
+            "interval_ms": args.interval_ms,
+            "duration": args.duration,
+            "pad": args.pad,
+            "start_file": str(start_file),
+        }
+        job = server.submit(params)
+        conf = {
+            "mode": name,
+            "job_id": job["id"],
+            "port": server.port,
+            "server_pid": server.pid,
+            "subscribers": args.subscribers,
+            "latency_every": args.latency_every,
+            "start_file": str(start_file),
+            "timeout": args.duration + args.grace,
+            "cpus": client_cpus,
+        }
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=client_main, args=(conf, child), daemon=True)
+        proc.start()
+        result: dict[str, Any] | None = None
+        limit = time.monotonic() + args.duration + args.grace + 180
+        while result is None:
+            if not parent.poll(1.0):
+                if not proc.is_alive() or time.monotonic() > limit:
+                    raise RuntimeError(f"load generator for {name} stopped without a result")
+                continue
+            kind, payload = parent.recv()
+            if kind == "started" and args.profile:
+                profiler = start_profiler(server.pid, args, name, client_cpus)
+            elif kind == "result":
+                result = payload
+        proc.join(timeout=10)
+        final = server.wait_finished(job["id"], timeout=60)
+        if profiler is not None:
+            profiler.wait(timeout=args.duration + 30)
+        time.sleep(0.3)  # streams record their coalesced count when they close
+        coalesced = int(server.metric("jobstream_coalesced_events_total"))
+        overflows = int(server.metric("jobstream_overflow_disconnects_total"))
+    except BaseException:
+        print(server.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        if profiler is not None and profiler.poll() is None:
+            profiler.terminate()
+        server.stop()
+    summary = final.get("result") or {}
+    published = int(summary.get("count", 0))
+    expected = published * result["ready"]  # streams that answered 200
+    lost = expected - result["received"]
+    return {
+        "mode": name,
+        "subscribers": args.subscribers,
+        "interval_ms": args.interval_ms,
+        "duration": args.duration,
+        "pad": args.pad,
+        "job_status": final["status"],
+        "published": published,
+        "published_per_s": round(float(summary.get("rate", 0.0))),
+        "offered_per_s": round(float(summary.get("rate", 0.0)) * result["ready"]),
+        **result,
+        "expected": expected,
+        "lost": lost,
+        "coalesced": coalesced if mode.flavour == "jobstream" else None,
+        "unexplained": lost - coalesced if mode.flavour == "jobstream" else None,
+        "overflow_disconnects": overflows,
+        "busy_cores_before": quiet["busy_cores_before"],
+        "load_before": round(quiet["load_before"], 2),
+    }
+
+
+def start_profiler(
+    pid: int, args: argparse.Namespace, name: str, cpus: set[int] | None
+) -> subprocess.Popen[bytes]:
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}-{args.subscribers}sub-{args.interval_ms:g}ms.txt"
+    py_spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(py_spy), "record", "--pid", str(pid), "--duration", str(int(args.duration))]
+    cmd += ["--rate", "250", "--format", "raw", "--nonblocking", "--output", str(target)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    set_affinity(proc.pid, cpus)
+    return proc
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = [
+        ("mode", "mode", 0),
+        ("subs", "subscribers", 0),
+        ("interval ms", "interval_ms", 1),
+        ("published/s", "published_per_s", 0),
+        ("deliveries/s", "deliveries_per_s", 0),
+        ("p50 ms", "p50_ms", 2),
+        ("p99 ms", "p99_ms", 2),
+        ("max ms", "max_ms", 1),
+        ("seen p50", "visible_p50_ms", 1),
+        ("seen p99", "visible_p99_ms", 1),
+        ("lost", "lost", 0),
+        ("coalesced", "coalesced", 0),
+        ("unexplained", "unexplained", 0),
+        ("server cpu", "server_cpu", 2),
+        ("client cpu", "client_cpu", 2),
+        ("other cpu", "other_cpu", 2),
+    ]
+    cells = [[h for h, _, _ in cols]]
+    for row in rows:
+        cells.append([fmt(row.get(key), d) for _, key, d in cols])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
+    lines = []
+    for j, r in enumerate(cells):
+        padded = (c.rjust(w) if j else c.ljust(w) for c, w in zip(r, widths, strict=True))
+        lines.append(" | ".join(padded))
+        if j == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="N SSE subscribers on one job: publish-to-receipt latency and deliveries/s."
+    )
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--interval-ms", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of reporting")
+    parser.add_argument(
+        "--mode",
+        choices=["jobstream", "websocket", "baseline", "queue", "both", "all"],
+        default="both",
+    )
+    parser.add_argument("--pad", type=int, default=0, help="bytes of padding per message")
+    parser.add_argument(
+        "--latency-every", type=int, default=1, help="measure latency on every K-th connection"
+    )
+    parser.add_argument(
+        "--grace", type=float, default=60.0, help="seconds to wait after the job's planned end"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="before each mode, wait up to this many seconds for the rest of the machine to be "
+        "quiet (< 0.3 cores busy)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="run every mode this many times")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the server during the run (raw stacks in DIR)"
+    )
+    parser.add_argument(
+        "--src", metavar="DIR", help="run the servers on the jobstream package in DIR (a src/)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    if args.latency_every < 1:
+        parser.error("--latency-every must be at least 1")
+    raise_fd_limit()
+    # Decide the split once, before this process pins itself to the load generator's core.
+    args.server_cpus, args.client_cpus = cpu_plan(not args.no_pin)
+    set_affinity(0, args.client_cpus)  # the orchestrator stays off the server's core too
+    names = {
+        "both": ["jobstream", "baseline"],
+        "all": ["jobstream", "websocket", "baseline", "queue"],
+    }.get(args.mode, [args.mode])
+    rows = [run_mode(name, args) for _ in range(args.repeat) for name in names]
+    if args.json:
+        print(
+            json.dumps(
+                {"machine": machine_info(), "args": vars(args), "runs": rows},
+                indent=2,
+                default=lambda o: sorted(o) if isinstance(o, set) else str(o),
+            )
+        )
+    else:
+        info = machine_info()
+        print(
+            f"{info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, "
+            f"clients on {info['client_loop']}; {args.duration:g} s per mode"
+        )
+        print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -204,12 +204,7 @@ def build_router() -> APIRouter:
             )
         else:
             rt.metrics.resumes.labels(transport="sse").inc()
-            stored = await rt.store.owner_events_after(owner, after)
-            recent = await rt.bus.recent_for_owner(owner, after)
-            merged = {(e.job_id, e.seq): e for e in stored}
-            for event in recent:
-                merged.setdefault((event.job_id, event.seq), event)
-            backlog = sorted(merged.values(), key=lambda e: (e.cursor, e.job_id, e.seq))
+            backlog = await rt.hub.feed_catch_up(owner, after)
         chunks = rt.hub.feed_stream(handle, first, backlog, encoder)
         return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
 

@@ -249,6 +249,15 @@ class StreamHub:
             live = live.apply(event)
         return live, ordered
 
+    async def feed_catch_up(self, owner: str | None, after_cursor: int) -> list[Event]:
+        """An owner's (``None``: everyone's) events after a cursor: the store's log merged with
+        the bus's in-flight window, each (job, seq) once, in cursor order."""
+        stored = await self.store.owner_events_after(owner, after_cursor)
+        merged = {(e.job_id, e.seq): e for e in stored}
+        for event in await self.bus.recent_for_owner(owner, after_cursor):
+            merged.setdefault((event.job_id, event.seq), event)
+        return sorted(merged.values(), key=lambda e: (e.cursor, e.job_id, e.seq))
+
     # -- the send loop ------------------------------------------------------------------------
 
     async def job_stream(

@@ -227,12 +227,7 @@ async def _chunks(
             first = list(await plan.feed_first(principal))
     else:
         rt.metrics.resumes.labels(transport="ws").inc()
-        stored = await rt.store.owner_events_after(owner, plan.after_cursor)
-        recent = await rt.bus.recent_for_owner(owner, plan.after_cursor)
-        merged = {(e.job_id, e.seq): e for e in stored}
-        for event in recent:
-            merged.setdefault((event.job_id, event.seq), event)
-        backlog = sorted(merged.values(), key=lambda e: (e.cursor, e.job_id, e.seq))
+        backlog = await rt.hub.feed_catch_up(owner, plan.after_cursor)
     return rt.hub.feed_stream(handle, first, backlog, plan.encoder)
 
 

@@ -421,7 +421,7 @@ async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
         "wall_seconds": round(wall, 3),
         "server_cpu": round(server_cpu / wall, 2) if wall else None,
         "client_cpu": round(client_cpu / wall, 2) if wall else None,
-        # CPU the rest of the machine used meanwhile (other engineers' test runs), in cores;
+        # CPU the rest of the machine used meanwhile (e.g. test suites running meanwhile), in cores;
         # includes the orchestrating parent and a profiler if one runs.
         "other_cpu": round(max(cpu1[2] - cpu0[2] - server_cpu - client_cpu, 0.0) / wall, 2)
         if wall

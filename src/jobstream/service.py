@@ -16,7 +16,7 @@ from jobstream.bus.base import EventBus
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
 from jobstream.store.base import InsufficientCredits, JobPage, JobStore
-from jobstream.worker.pool import status_event, terminal_event
+from jobstream.worker.pool import terminal_event
 from jobstream.worker.registry import Registry, UnknownKind
 
 
@@ -215,5 +215,4 @@ __all__ = [
     "JobNotFound",
     "JobService",
     "RateLimited",
-    "status_event",
 ]

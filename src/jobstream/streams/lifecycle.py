@@ -344,7 +344,13 @@ class StreamHub:
             units: list[Any] = []
             ended = False
             for event in events:
-                units.extend(self._encode(encoder, event))
+                # Inline rather than ``_encode``: this runs per event per stream.
+                unit = encoder.event(event)
+                if unit is not None:
+                    if isinstance(unit, list):
+                        units.extend(unit)
+                    else:
+                        units.append(unit)
                 if end_on_terminal and encoder.ends_with(event):
                     ended = True
                     break

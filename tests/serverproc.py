@@ -34,8 +34,23 @@ def bearer(sub: str, roles: list[str] | None = None) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None):
-        self.data_dir = data_dir
+    """``jobstream serve`` in a subprocess. With ``default_data_dir`` it starts the way the
+    README does: in the working directory ``data_dir``, without ``--data-dir``, so the data lands
+    in the relative default ``./.jobstream`` (``self.data_dir`` then points at it)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        *,
+        default_data_dir: bool = False,
+        python_path: list[str] | None = None,
+    ):
+        self.cwd = data_dir
+        self.default_data_dir = default_data_dir
+        self.data_dir = data_dir / ".jobstream" if default_data_dir else data_dir
+        self.python_path = python_path or []
         self.port = port or free_port()
         self.env = {
             "JOBSTREAM_AUTH": "jwt",
@@ -47,6 +62,8 @@ class ServerProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
+        if default_data_dir:
+            self.env.pop("JOBSTREAM_DATA_DIR", None)
 
     @property
     def url(self) -> str:
@@ -54,8 +71,12 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env.get("PYTHONPATH", "")])
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.default_data_dir:
+            env.pop("JOBSTREAM_DATA_DIR", None)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*self.python_path, str(ROOT / "tests"), env.get("PYTHONPATH", "")]
+        )
+        self.cwd.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = self._spawn(env, log)
         deadline = time.monotonic() + timeout
@@ -71,6 +92,7 @@ class ServerProcess:
         raise RuntimeError(f"server did not start within {timeout}s:\n{self.log()}")
 
     def _spawn(self, env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+        data_dir = [] if self.default_data_dir else ["--data-dir", str(self.data_dir)]
         return subprocess.Popen(
             [
                 sys.executable,
@@ -79,15 +101,14 @@ class ServerProcess:
                 "serve",
                 "--port",
                 str(self.port),
-                "--data-dir",
-                str(self.data_dir),
+                *data_dir,
                 "--log-level",
                 "warning",
             ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=self.data_dir,
+            cwd=self.cwd,
         )
 
     def log(self) -> str:

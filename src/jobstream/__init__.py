@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from jobstream.bus import EventBus, MemoryBus
     from jobstream.client import JobstreamClient
     from jobstream.models import Event, EventType, IllegalTransition, Job, JobStatus
-    from jobstream.server.app import create_app
+    from jobstream.server.app import create_app, lifespan
     from jobstream.settings import Settings
     from jobstream.store import JobStore, MemoryStore
     from jobstream.worker.context import JobCancelled, JobContext, JobFailed
@@ -39,6 +39,7 @@ _WHERE = {
     "Registry": "jobstream.worker.registry",
     "Settings": "jobstream.settings",
     "create_app": "jobstream.server.app",
+    "lifespan": "jobstream.server.app",
 }
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "Settings",
     "__version__",
     "create_app",
+    "lifespan",
 ]
 
 

@@ -38,7 +38,8 @@ class StreamEvent:
     @property
     def terminal(self) -> bool:
         if self.event == "snapshot":
-            return self.data.get("status") in TERMINAL
+            job = self.data.get("data", self.data)
+            return isinstance(job, dict) and job.get("status") in TERMINAL
         return self.event in TERMINAL
 
 

@@ -85,6 +85,10 @@ TERMINAL_EVENT_STATUS = {
 }
 
 
+MAX_POSITION = 2**63 - 1
+"""The largest seq or cursor: every position fits a signed 64-bit column."""
+
+
 def new_job_id() -> str:
     """128 random bits, URL-safe (22 characters)."""
     return secrets.token_urlsafe(16)

@@ -6,6 +6,7 @@ see answers exactly as a missing one.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable
 from typing import Any
@@ -182,6 +183,10 @@ class JobService:
                 job = job.apply(event)
             items.append(job)
         return JobPage(items, page.next_cursor)
+
+    async def recent(self, principal: Principal, limit: int = 100) -> builtins.list[Job]:
+        """The caller's newest jobs: what an all-jobs stream opens with."""
+        return (await self.list(principal, limit=limit)).items
 
     # -- cancel -------------------------------------------------------------------------------
 

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     result_link_seconds: float = Field(default=3600.0, gt=0)
     shutdown_grace_seconds: float = Field(default=3.0, ge=0)
 
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """Resolved once, when the settings are read: a relative folder (the default
+        ``./.jobstream``) means the one in the working directory the server started in."""
+        return value.expanduser().resolve()
+
     @field_validator("allowed_origins", "kinds", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -73,7 +80,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_store_url(self) -> str:
-        return self.store_url or f"sqlite+aiosqlite:///{(self.data_dir / 'jobstream.db').resolve()}"
+        return self.store_url or f"sqlite+aiosqlite:///{self.data_dir / 'jobstream.db'}"
 
     @property
     def loopback(self) -> bool:

@@ -9,7 +9,7 @@ import json
 import av
 import httpx
 
-from serverproc import ServerProcess, bearer
+from serverproc import ServerProcess, bearer, token
 from ssehelp import TERMINAL, SSEReader, collect
 
 
@@ -93,7 +93,7 @@ async def test_finished_job_stream_sends_its_snapshot_then_closes(server: Server
         assert events[-1].event == "completed"
         again = await collect(client, f"/api/v1/jobs/{job['id']}/events")
         assert [e.event for e in again] == ["snapshot"]
-        assert again[0].json["status"] == "completed"
+        assert again[0].json["data"]["status"] == "completed"
         assert again[0].id == events[-1].id
 
 
@@ -119,7 +119,7 @@ async def test_all_jobs_stream_starts_with_a_snapshot_and_follows_new_jobs(
             reader = SSEReader(response)
             snapshot = await reader.next()
             assert snapshot is not None and snapshot.event == "snapshot"
-            assert isinstance(snapshot.json["items"], list)
+            assert isinstance(snapshot.json["data"]["items"], list)
             job = (
                 await client.post("/api/v1/jobs", json={"kind": "character", "params": {}})
             ).json()
@@ -148,3 +148,38 @@ async def test_all_jobs_stream_starts_with_a_snapshot_and_follows_new_jobs(
                 assert event is not None
                 replayed.append(event)
         assert [json.loads(e.data) for e in replayed] == [json.loads(e.data) for e in seen[3:]]
+
+
+async def test_sse_snapshot_is_the_same_canonical_envelope_as_the_websocket_one(
+    server: ServerProcess,
+) -> None:
+    """It was the bare job object on SSE and an envelope on WebSocket (SPEC section 3)."""
+    import websockets
+
+    async with httpx.AsyncClient(base_url=server.url, headers=bearer("erin"), timeout=30) as client:
+        job = (await client.post("/api/v1/jobs", json={"kind": "character", "params": {}})).json()
+        await collect(client, f"/api/v1/jobs/{job['id']}/events")  # until it completed
+        (snapshot,) = await collect(client, f"/api/v1/jobs/{job['id']}/events")
+    url = f"ws://127.0.0.1:{server.port}/api/v1/jobs/{job['id']}/ws?token={token('erin')}"
+    async with websockets.connect(url) as ws:
+        message = json.loads(await ws.recv())
+    envelope = snapshot.json
+    assert snapshot.event == "snapshot" and snapshot.id == str(envelope["seq"])
+    assert set(envelope) == {"type", "job_id", "seq", "ts", "data"}
+    assert envelope["type"] == "snapshot" and envelope["job_id"] == job["id"]
+    assert envelope["data"]["id"] == job["id"] and envelope["data"]["status"] == "completed"
+    assert envelope["data"]["links"]["result"] == f"/api/v1/jobs/{job['id']}/result"
+    assert message == envelope
+
+
+async def test_a_completed_jobs_last_message_says_it_completed(server: ServerProcess) -> None:
+    """A finished video kept "✅ Finalizing..." (its last step's line) as its message."""
+    async with httpx.AsyncClient(base_url=server.url, headers=bearer("erin"), timeout=60) as client:
+        job = (
+            await client.post("/api/v1/jobs", json={"kind": "video", "params": {"prompt": "a fox"}})
+        ).json()
+        events = await collect(client, f"/api/v1/jobs/{job['id']}/events")
+        assert events[-1].event == "completed"
+        assert events[-1].json["data"]["message"] == "Completed"
+        final = (await client.get(f"/api/v1/jobs/{job['id']}")).json()
+    assert final["message"] == "Completed"

@@ -85,7 +85,7 @@ async def test_ws_003_status_change_in_order(server: ServerProcess) -> None:
         for m in received
         if m["type"] == "status_change"
     ]
-    assert changes == [(None, "queued"), ("queued", "processing"), ("processing", "completed")]
+    assert changes == [("queued", "queued"), ("queued", "processing"), ("processing", "completed")]
 
 
 async def test_ws_004_completion_with_a_downloadable_output(server: ServerProcess) -> None:
@@ -295,3 +295,30 @@ async def test_canonical_websocket_carries_the_canonical_envelopes(server: Serve
     async with connect(ws_url(server, "/api/v1/ws")) as ws:
         snapshot = json.loads(await ws.recv())
         assert snapshot["type"] == "snapshot" and isinstance(snapshot["data"]["items"], list)
+
+
+SEED_STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
+
+
+async def test_seed_004_announces_a_new_job_with_statuses_never_null(
+    server: ServerProcess,
+) -> None:
+    """A new job's status_change carried old_status null; the seed's JobStatus type has no null."""
+    async with connect(ws_url(server, "/ws/jobs", user="nadia")) as ws:
+        job = await submit(server, "character", {}, user="nadia")
+        received: list[dict] = []
+        async with asyncio.timeout(30):
+            while not received or received[-1]["type"] != "completed":
+                message = json.loads(await ws.recv())
+                if message["job_id"] == job["id"]:
+                    received.append(message)
+    first = received[0]
+    assert first["type"] == "status_change" and first["seq"] == 1
+    assert first["data"] == {"old_status": "queued", "new_status": "queued"}
+    for message in received:
+        if message["type"] == "status_change":
+            assert {message["data"]["old_status"], message["data"]["new_status"]} <= SEED_STATUSES
+        if message["type"] == "progress":
+            data = message["data"]
+            assert isinstance(data["current_step"], int) and isinstance(data["total_steps"], int)
+            assert isinstance(data["step_name"], str)

@@ -1,8 +1,8 @@
 """Store fixtures: one ``store`` per backend (memory, SQLite file, PostgreSQL).
 
-PostgreSQL comes from ``JOBSTREAM_TEST_POSTGRES_URL`` (default: the local test server). Each test
-starts from empty tables: the jobstream tables are dropped before and after it (tests run
-serially). Unreachable PostgreSQL skips its tests, or fails them when ``CI=true``.
+Each PostgreSQL test gets a database of its own (``pgdb.postgres_database``: created empty,
+dropped after), so tests, and test runs side by side, never share tables. Unreachable
+PostgreSQL skips its tests, or fails them when ``CI=true``.
 """
 
 from __future__ import annotations
@@ -12,46 +12,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from jobstream.store.base import JobStore
 from jobstream.store.memory import MemoryStore
-from jobstream.store.sql import SQLStore, metadata, normalize_url
+from jobstream.store.sql import SQLStore
 
 # ``tests/`` holds helpers shared by every test folder (no package, no root conftest needed).
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from services import env_url, require_service  # noqa: E402
-
-POSTGRES_URL = env_url(
-    "JOBSTREAM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+from pgdb import postgres_database  # noqa: E402
 
 StoreFactory = Callable[[], Awaitable[JobStore]]
 
 
-async def reset_postgres(url: str = POSTGRES_URL) -> None:
-    """Drop the jobstream tables; skip (or fail in CI) when the server cannot be reached."""
-    engine = create_async_engine(normalize_url(url), connect_args={"timeout": 5})
-    failure: str | None = None
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all, checkfirst=True)
-    except Exception as exc:  # any connection problem means: no usable server
-        failure = f"cannot use {url}: {type(exc).__name__}: {exc}"
-    finally:
-        await engine.dispose()
-    if failure is not None:
-        require_service("PostgreSQL", failure)
-
-
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    await reset_postgres()
-    yield POSTGRES_URL
-    await reset_postgres()
+    async with postgres_database() as url:
+        yield url
 
 
 BACKENDS = [
@@ -70,9 +49,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     elif name == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'jobs.db'}"
     else:
-        await reset_postgres()
-        yield POSTGRES_URL
-        await reset_postgres()
+        async with postgres_database() as url:
+            yield url
 
 
 @pytest.fixture

@@ -156,7 +156,9 @@ export class JobsWatch extends StateStore<JobsWatchState> {
     }
     if (value !== undefined) {
       if (message.event === 'snapshot') {
-        const items = isRecord(value) && Array.isArray(value['items']) ? value['items'] : Array.isArray(value) ? value : [];
+        // The canonical envelope `{type: "snapshot", cursor, data: {items}}` (SSE and WebSocket).
+        const body = isRecord(value) && isRecord(value['data']) ? value['data'] : value;
+        const items = isRecord(body) && Array.isArray(body['items']) ? body['items'] : Array.isArray(body) ? body : [];
         let changed = false;
         for (const item of items) if (isJob(item) && this.mergeJob(item)) changed = true;
         if (changed) this.publish();

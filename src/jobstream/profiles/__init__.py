@@ -13,25 +13,26 @@ module                   seed  routes
 ``video_studio``         002   ``POST /api/v1/videos/generate``, ``GET /api/v1/videos/{id}/stream``,
                                ``POST /api/v1/videos/{id}/cancel``, ``GET /api/v1/users/me``
 ``transcription_tasks``  003   ``POST /api/v1/tasks``, ``GET /api/v1/sse/tasks/{id}/progress``
+``websocket_jobs``       004   ``WS /ws/jobs/{id}``, ``WS /ws/jobs``, ``GET /api/jobs/{id}``,
+                               ``GET /api/jobs/{id}/download``
 =======================  ====  =========================================================
 
-Seed 004's WebSocket profile (``websocket_jobs``) is installed by ``create_app`` on its own.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 
-from jobstream.profiles import bullmq_jobs, transcription_tasks, video_queue, video_studio
-from jobstream.server.deps import Runtime
+from jobstream.profiles import (
+    bullmq_jobs,
+    transcription_tasks,
+    video_queue,
+    video_studio,
+    websocket_jobs,
+)
 
-SSE_PROFILES = (video_queue, bullmq_jobs, video_studio, transcription_tasks)
+PROFILES = (video_queue, bullmq_jobs, video_studio, transcription_tasks, websocket_jobs)
+ROUTERS: tuple[APIRouter, ...] = tuple(profile.router for profile in PROFILES)
+"""Each profile's module-level router, included by ``create_app`` after the canonical API."""
 
-
-def install_profiles(app: FastAPI, runtime: Runtime) -> None:
-    """Add the routes of seeds 000-003, each profile under its own OpenAPI tag."""
-    for profile in SSE_PROFILES:
-        profile.install(app, runtime)
-
-
-__all__ = ["SSE_PROFILES", "install_profiles"]
+__all__ = ["PROFILES", "ROUTERS"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI
+from fastapi import APIRouter, Body
 from fastapi.responses import Response
 
 from jobstream import codec
@@ -29,7 +29,8 @@ from jobstream.jobs.character import CharacterParams
 from jobstream.jobs.media import MediaParams
 from jobstream.models import Event, EventType, Job, JobStatus
 from jobstream.server.auth import Principal
-from jobstream.server.deps import Runtime, RuntimeDep, UserDep
+from jobstream.server.deps import RuntimeDep, StreamUserDep, UserDep
+from jobstream.server.runtime import Runtime
 from jobstream.streams.sse import PING, SSEResponse, sse_frame
 
 TAG = "profile 001: BullMQ jobs"
@@ -129,47 +130,48 @@ async def _stream(rt: Runtime, user: Principal, job_id: str, kind: str) -> Respo
     return SSEResponse(chunks, handle, rt.hub.close)
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    router = APIRouter(tags=[TAG])
-
-    @router.post("/api/v1/characters/queue", summary="Queue a character job (seed 001)")
-    async def queue_character(
-        rt: RuntimeDep, user: UserDep, body: Annotated[CharacterParams | None, Body()] = None
-    ) -> dict[str, Any]:
-        """Create a character: ``{"name", "age"}`` → ``{"data": {"jobId": "..."}}``."""
-        params = (body or CharacterParams()).model_dump(mode="json")
-        return await _queue(rt, user, "character", params)
-
-    @router.post("/api/v1/media/queue", summary="Queue a media job (seed 001)")
-    async def queue_media(
-        rt: RuntimeDep, user: UserDep, body: Annotated[MediaParams | None, Body()] = None
-    ) -> dict[str, Any]:
-        """Create an image, audio or video file: ``{"name", "media_type"}`` →
-        ``{"data": {"jobId": "..."}}``."""
-        params = (body or MediaParams()).model_dump(mode="json")
-        return await _queue(rt, user, "media", params)
-
-    @router.get(
-        "/api/v1/sse/jobs/character/{job_id}",
-        summary="SSE: job_update messages of a character job (seed 001)",
-        response_class=Response,
-        responses=SSE_RESPONSE,
-    )
-    async def character_updates(job_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """Unnamed ``job_update`` events: the current state, each change, then close."""
-        return await _stream(rt, user, job_id, "character")
-
-    @router.get(
-        "/api/v1/sse/jobs/media/{job_id}",
-        summary="SSE: job_update messages of a media job (seed 001)",
-        response_class=Response,
-        responses=SSE_RESPONSE,
-    )
-    async def media_updates(job_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """Unnamed ``job_update`` events: the current state, each change, then close."""
-        return await _stream(rt, user, job_id, "media")
-
-    app.include_router(router)
+router = APIRouter(tags=[TAG])
 
 
-__all__ = ["BULLMQ_STATUS", "TAG", "JobUpdates", "install"]
+@router.post("/api/v1/characters/queue", summary="Queue a character job (seed 001)")
+async def queue_character(
+    rt: RuntimeDep, user: UserDep, body: Annotated[CharacterParams | None, Body()] = None
+) -> dict[str, Any]:
+    """Create a character: ``{"name", "age"}`` → ``{"data": {"jobId": "..."}}``."""
+    params = (body or CharacterParams()).model_dump(mode="json")
+    return await _queue(rt, user, "character", params)
+
+
+@router.post("/api/v1/media/queue", summary="Queue a media job (seed 001)")
+async def queue_media(
+    rt: RuntimeDep, user: UserDep, body: Annotated[MediaParams | None, Body()] = None
+) -> dict[str, Any]:
+    """Create an image, audio or video file: ``{"name", "media_type"}`` →
+    ``{"data": {"jobId": "..."}}``."""
+    params = (body or MediaParams()).model_dump(mode="json")
+    return await _queue(rt, user, "media", params)
+
+
+@router.get(
+    "/api/v1/sse/jobs/character/{job_id}",
+    summary="SSE: job_update messages of a character job (seed 001)",
+    response_class=Response,
+    responses=SSE_RESPONSE,
+)
+async def character_updates(job_id: str, rt: RuntimeDep, user: StreamUserDep) -> Response:
+    """Unnamed ``job_update`` events: the current state, each change, then close."""
+    return await _stream(rt, user, job_id, "character")
+
+
+@router.get(
+    "/api/v1/sse/jobs/media/{job_id}",
+    summary="SSE: job_update messages of a media job (seed 001)",
+    response_class=Response,
+    responses=SSE_RESPONSE,
+)
+async def media_updates(job_id: str, rt: RuntimeDep, user: StreamUserDep) -> Response:
+    """Unnamed ``job_update`` events: the current state, each change, then close."""
+    return await _stream(rt, user, job_id, "media")
+
+
+__all__ = ["BULLMQ_STATUS", "TAG", "JobUpdates", "router"]

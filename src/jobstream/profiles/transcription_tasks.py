@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI
+from fastapi import APIRouter, Body
 from fastapi.responses import Response
 
 from jobstream import codec
 from jobstream.jobs.task import TaskParams
 from jobstream.models import Event, EventType, Job, JobStatus, isoformat
-from jobstream.server.deps import Runtime, RuntimeDep, UserDep
-from jobstream.server.routes import json_response
+from jobstream.server.deps import RuntimeDep, StreamUserDep, UserDep
+from jobstream.server.routes.jobs import json_response
 from jobstream.service import JobNotFound
 from jobstream.streams.sse import PING, SSE_HEADERS, SSEResponse, sse_frame
 
@@ -147,43 +147,43 @@ class TaskProgressEvents:
         return event.type.terminal
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    router = APIRouter(tags=[TAG])
-
-    @router.post("/api/v1/tasks", summary="Create a transcription task (seed 003)")
-    async def create_task(
-        rt: RuntimeDep, user: UserDep, body: Annotated[TaskParams | None, Body()] = None
-    ) -> dict[str, str]:
-        """``{"source_url", "language"}`` (both optional) → ``{"task_id": "...", "state"}``."""
-        params = (body or TaskParams()).model_dump(mode="json")
-        job = await rt.jobs.submit(user, KIND, params)
-        rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
-        return {"task_id": job.id, "state": _state(job)}
-
-    @router.get("/api/v1/tasks/{task_id}", summary="A task's details (seed 003)")
-    async def get_task(task_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """State, progress, ETA, and the transcript once it succeeded; 404 if unknown."""
-        job = await rt.jobs.get(user, task_id, kind=KIND)
-        return json_response(task_details(job))
-
-    @router.get(
-        "/api/v1/sse/tasks/{task_id}/progress",
-        summary="SSE: a task's progress, then complete (seed 003)",
-        response_class=Response,
-        responses=SSE_RESPONSE,
-    )
-    async def task_progress(task_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """``progress`` at once and on each change; ``complete`` and close when the task ends;
-        ``error`` ("Task not found") for an unknown or foreign task; ``timeout`` at the limit."""
-        try:
-            job = await rt.jobs.get_stored(user, task_id, kind=KIND)
-        except JobNotFound:
-            return Response(NOT_FOUND, headers=SSE_HEADERS)
-        handle = await rt.hub.open(user.sub, "sse", job_id=task_id)
-        chunks = rt.hub.job_stream(handle, job, None, TaskProgressEvents())
-        return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
-
-    app.include_router(router)
+router = APIRouter(tags=[TAG])
 
 
-__all__ = ["TAG", "TaskProgressEvents", "install", "task_details"]
+@router.post("/api/v1/tasks", summary="Create a transcription task (seed 003)")
+async def create_task(
+    rt: RuntimeDep, user: UserDep, body: Annotated[TaskParams | None, Body()] = None
+) -> dict[str, str]:
+    """``{"source_url", "language"}`` (both optional) → ``{"task_id": "...", "state"}``."""
+    params = (body or TaskParams()).model_dump(mode="json")
+    job = await rt.jobs.submit(user, KIND, params)
+    rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
+    return {"task_id": job.id, "state": _state(job)}
+
+
+@router.get("/api/v1/tasks/{task_id}", summary="A task's details (seed 003)")
+async def get_task(task_id: str, rt: RuntimeDep, user: UserDep) -> Response:
+    """State, progress, ETA, and the transcript once it succeeded; 404 if unknown."""
+    job = await rt.jobs.get(user, task_id, kind=KIND)
+    return json_response(task_details(job))
+
+
+@router.get(
+    "/api/v1/sse/tasks/{task_id}/progress",
+    summary="SSE: a task's progress, then complete (seed 003)",
+    response_class=Response,
+    responses=SSE_RESPONSE,
+)
+async def task_progress(task_id: str, rt: RuntimeDep, user: StreamUserDep) -> Response:
+    """``progress`` at once and on each change; ``complete`` and close when the task ends;
+    ``error`` ("Task not found") for an unknown or foreign task; ``timeout`` at the limit."""
+    try:
+        job = await rt.jobs.get_stored(user, task_id, kind=KIND)
+    except JobNotFound:
+        return Response(NOT_FOUND, headers=SSE_HEADERS)
+    handle = await rt.hub.open(user.sub, "sse", job_id=task_id)
+    chunks = rt.hub.job_stream(handle, job, None, TaskProgressEvents())
+    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+
+
+__all__ = ["TAG", "TaskProgressEvents", "router", "task_details"]

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import ConfigDict
 
 from jobstream import codec
 from jobstream.jobs.video import VideoParams
 from jobstream.models import Event, EventType, Job, JobStatus
-from jobstream.server.deps import Runtime, RuntimeDep, UserDep
-from jobstream.server.routes import result_response
+from jobstream.server.deps import RuntimeDep, StreamUserDep, UserDep
+from jobstream.server.links import Links, LinksDep
+from jobstream.server.routes.jobs import result_response
 from jobstream.streams.sse import PING, SSEResponse, sse_frame
 
 TAG = "profile 000: video queue"
@@ -102,13 +103,13 @@ def _job_progress_frame(job: Job) -> bytes:
     )
 
 
-def _status_frame(job: Job) -> bytes:
+def _status_frame(job: Job, links: Links) -> bytes:
     """The final ``event: status`` of a finished job."""
     body: dict[str, Any] = {"job_id": job.id, "status": job.status.value}
     if job.status is JobStatus.COMPLETED:
         body["message"] = "Video ready"
         body["progress"] = 100.0
-        body["result_url"] = result_path(job.id)
+        body["result_url"] = links.url(result_path(job.id))
     else:
         body["message"] = job.error or job.message or f"Job {job.status.value}"
         body["progress"] = round(float(job.progress), 2)
@@ -119,7 +120,8 @@ class VideoQueueEvents:
     """Encoder of one ``/stream/status`` stream. It keeps the job's state (one encoder per
     stream) to send it again when nothing changed for a while, and to skip repeats."""
 
-    def __init__(self) -> None:
+    def __init__(self, links: Links) -> None:
+        self._links = links
         self._job: Job | None = None
         self._last: bytes | None = None
 
@@ -132,7 +134,7 @@ class VideoQueueEvents:
     def snapshot(self, job: Job) -> bytes | None:
         self._job = job
         if job.finished:
-            return _status_frame(job)
+            return _status_frame(job, self._links)
         return self._changed(_job_progress_frame(job))
 
     def event(self, event: Event) -> bytes | None:
@@ -140,7 +142,7 @@ class VideoQueueEvents:
             self._job = self._job.apply(event)
         job = self._job
         if event.type.terminal:
-            return _status_frame(job) if job is not None else None
+            return _status_frame(job, self._links) if job is not None else None
         if event.type is EventType.PROGRESS:
             frame: bytes = event.frame(FRAME_CACHE, _event_progress_frame)
             return self._changed(frame)
@@ -158,44 +160,46 @@ class VideoQueueEvents:
         return event.type.terminal
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    router = APIRouter(tags=[TAG])
-
-    @router.post("/generate", summary="Queue a video job (seed 000)")
-    async def generate(body: GenerateRequest, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
-        """Queue a ``video`` job from its details; answers ``{"job_id": "..."}``. The job costs
-        the owner the video kind's credits (402 when too few)."""
-        job = await rt.jobs.submit(user, KIND, body.model_dump(mode="json"))
-        rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
-        return {"job_id": job.id}
-
-    @router.get(
-        "/stream/status/{job_id}",
-        summary="SSE: the job's progress, then its final status (seed 000)",
-        response_class=Response,
-        responses=SSE_RESPONSE,
-    )
-    async def stream_status(job_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """``event: progress`` at once, on every change and every few seconds; ``event: status``
-        when the job ends, then the stream closes. 404 for an unknown job."""
-        job = await rt.jobs.get_stored(user, job_id, kind=KIND)
-        every = min(PERIODIC_SECONDS, rt.settings.sse_ping_seconds)
-        handle = await rt.hub.open(user.sub, "sse", job_id=job_id, ping_every=every)
-        chunks = rt.hub.job_stream(handle, job, None, VideoQueueEvents())
-        return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
-
-    @router.get(
-        "/result/{job_id}",
-        summary="The finished video (seed 000)",
-        response_class=Response,
-        responses={200: {"content": {"video/mp4": {}}, "description": "The MP4 (Range works)"}},
-    )
-    async def result(job_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """The video file (``video/mp4``); 404 for an unknown job, 409 while it is not done."""
-        job = await rt.jobs.get(user, job_id, kind=KIND)
-        return result_response(job, rt.settings.data_dir)
-
-    app.include_router(router)
+router = APIRouter(tags=[TAG])
 
 
-__all__ = ["TAG", "GenerateRequest", "VideoQueueEvents", "install"]
+@router.post("/generate", summary="Queue a video job (seed 000)")
+async def generate(body: GenerateRequest, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+    """Queue a ``video`` job from its details; answers ``{"job_id": "..."}``. The job costs
+    the owner the video kind's credits (402 when too few)."""
+    job = await rt.jobs.submit(user, KIND, body.model_dump(mode="json"))
+    rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
+    return {"job_id": job.id}
+
+
+@router.get(
+    "/stream/status/{job_id}",
+    summary="SSE: the job's progress, then its final status (seed 000)",
+    response_class=Response,
+    responses=SSE_RESPONSE,
+)
+async def stream_status(
+    job_id: str, rt: RuntimeDep, user: StreamUserDep, links: LinksDep
+) -> Response:
+    """``event: progress`` at once, on every change and every few seconds; ``event: status``
+    when the job ends, then the stream closes. 404 for an unknown job."""
+    job = await rt.jobs.get_stored(user, job_id, kind=KIND)
+    every = min(PERIODIC_SECONDS, rt.settings.sse_ping_seconds)
+    handle = await rt.hub.open(user.sub, "sse", job_id=job_id, ping_every=every)
+    chunks = rt.hub.job_stream(handle, job, None, VideoQueueEvents(links))
+    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+
+
+@router.get(
+    "/result/{job_id}",
+    summary="The finished video (seed 000)",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}}, "description": "The MP4 (Range works)"}},
+)
+async def result(job_id: str, rt: RuntimeDep, user: UserDep) -> Response:
+    """The video file (``video/mp4``); 404 for an unknown job, 409 while it is not done."""
+    job = await rt.jobs.get(user, job_id, kind=KIND)
+    return result_response(job, rt.settings.data_dir)
+
+
+__all__ = ["TAG", "GenerateRequest", "VideoQueueEvents", "router"]

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,10 +43,12 @@ from jobstream import codec
 from jobstream.jobs.video import TOTAL_STEPS
 from jobstream.models import Event, EventType, Job, JobStatus, isoformat
 from jobstream.server.auth import Forbidden
-from jobstream.server.deps import Runtime, RuntimeDep, UserDep
-from jobstream.server.routes import json_response, parse_last_event_id, result_response
+from jobstream.server.deps import RuntimeDep, StreamUserDep, UserDep
+from jobstream.server.links import Links, LinksDep
+from jobstream.server.routes.jobs import json_response, result_response
 from jobstream.service import JobNotFound
 from jobstream.settings import Settings
+from jobstream.streams.positions import parse_last_event_id, parse_position
 from jobstream.streams.sse import PING, SSEResponse, sse_frame
 
 TAG = "profile 002: video studio"
@@ -99,22 +101,38 @@ class VideoLinks:
         message = f"{video_id}:{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def url(self, video_id: str, now: float | None = None) -> str:
+    def url(self, video_id: str, links: Links, now: float | None = None) -> str:
         expires = int((time.time() if now is None else now) + self.lifetime)
         signature = self._signature(video_id, expires)
-        return f"{VIDEOS}/{video_id}/video.mp4?expires={expires}&signature={signature}"
+        return links.url(f"{VIDEOS}/{video_id}/video.mp4?expires={expires}&signature={signature}")
 
-    def check(self, video_id: str, expires: int | None, signature: str | None) -> None:
-        """Raise ``Forbidden`` unless the link is this server's and has not expired."""
-        if expires is None or not signature:
+    def check(self, video_id: str, expires: str | None, signature: str | None) -> None:
+        """Raise ``Forbidden`` unless the link is this server's and has not expired
+        (``BadRequest`` for an expiry that is not a number)."""
+        if not expires or not signature:
             raise Forbidden("this link needs its 'expires' and 'signature' query parameters")
-        if not hmac.compare_digest(self._signature(video_id, expires), signature):
+        when = parse_position(expires, "expires")
+        assert when is not None
+        # Bytes on both sides: compare_digest refuses a str with non-ASCII characters.
+        expected = self._signature(video_id, when).encode()
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape")):
             raise Forbidden("this video link is not valid")
-        if expires < time.time():
+        if when < time.time():
             raise Forbidden("this video link has expired; fetch the video record for a new one")
 
 
-def video_record(job: Job, links: VideoLinks) -> dict[str, Any]:
+def video_links(rt: RuntimeDep) -> VideoLinks:
+    """The server's signer of video links, made at its first use."""
+    found = rt.extras.get("video_links")
+    if not isinstance(found, VideoLinks):
+        found = rt.extras["video_links"] = VideoLinks.for_settings(rt.settings)
+    return found
+
+
+VideoLinksDep = Annotated[VideoLinks, Depends(video_links)]
+
+
+def video_record(job: Job, signer: VideoLinks, links: Links) -> dict[str, Any]:
     params = job.params
     return {
         "id": job.id,
@@ -127,9 +145,9 @@ def video_record(job: Job, links: VideoLinks) -> dict[str, Any]:
         "total_steps": job.total_steps,
         "message": job.message,
         "error": job.error,
-        "video_url": links.url(job.id) if job.status is JobStatus.COMPLETED else None,
+        "video_url": signer.url(job.id, links) if job.status is JobStatus.COMPLETED else None,
         "credits_cost": job.cost,
-        "stream_url": f"{VIDEOS}/{job.id}/stream",
+        "stream_url": links.url(f"{VIDEOS}/{job.id}/stream"),
         "created_at": isoformat(job.created_at),
         "updated_at": isoformat(job.updated_at),
         "finished_at": isoformat(job.finished_at),
@@ -202,84 +220,102 @@ class VideoStepLog:
         return event.type.terminal
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    links = VideoLinks.for_settings(runtime.settings)
-    runtime.extras["video_links"] = links
-    router = APIRouter(tags=[TAG])
-
-    @router.post(f"{VIDEOS}/generate", summary="Generate a video; costs credits (seed 002)")
-    async def generate(body: GenerateVideo, rt: RuntimeDep, user: UserDep) -> Response:
-        """Queue a video job → the video record (its ``id`` is the job id). Debits the video
-        kind's cost (100 credits); 402 with the balance when it does not cover it."""
-        job = await rt.jobs.submit(user, KIND, body.model_dump(mode="json"))
-        rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
-        return json_response(video_record(job, links))
-
-    @router.get(f"{VIDEOS}/{{video_id}}", summary="A video record (seed 002)")
-    async def get_video(video_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """The video record, with a fresh signed ``video_url`` once it is completed."""
-        job = await rt.jobs.get(user, video_id, kind=KIND)
-        return json_response(video_record(job, links))
-
-    @router.get(
-        f"{VIDEOS}/{{video_id}}/stream",
-        summary="SSE: the video's step log, then its outcome (seed 002)",
-        response_class=Response,
-        responses=SSE_RESPONSE,
-    )
-    async def stream(
-        video_id: str,
-        rt: RuntimeDep,
-        user: UserDep,
-        last_event_id_header: Annotated[str | None, Header(alias="last-event-id")] = None,
-        last_event_id: Annotated[str | None, Query()] = None,
-    ) -> Response:
-        """Every step so far, in order, then each new one; ``step`` 9 with ``video_url`` (or
-        ``status`` ``failed``/``cancelled``) ends the stream. Token by header or ``?token=``."""
-        after = parse_last_event_id(last_event_id_header, last_event_id)
-        job = await rt.jobs.get_stored(user, video_id, kind=KIND)
-        if after is not None:
-            if job.finished and after >= job.seq:
-                return Response(status_code=204)
-            rt.metrics.resumes.labels(transport="sse").inc()
-        handle = await rt.hub.open(user.sub, "sse", job_id=video_id)
-        encoder = VideoStepLog(links.url)
-        chunks = rt.hub.job_stream(handle, job, 0 if after is None else after, encoder)
-        return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
-
-    @router.post(f"{VIDEOS}/{{video_id}}/cancel", summary="Stop generating a video (seed 002)")
-    async def cancel(video_id: str, rt: RuntimeDep, user: UserDep) -> Response:
-        """Cancel: no step follows, the stream ends ``cancelled`` and the credits come back.
-        Idempotent; 409 once the video is finished otherwise."""
-        job = await rt.jobs.cancel(user, video_id, kind=KIND)
-        return json_response(video_record(job, links))
-
-    @router.get(
-        f"{VIDEOS}/{{video_id}}/video.mp4",
-        summary="The finished video, by its signed link (seed 002)",
-        response_class=Response,
-        responses={200: {"content": {"video/mp4": {}}, "description": "The MP4 (Range works)"}},
-    )
-    async def video_file(
-        video_id: str,
-        rt: RuntimeDep,
-        expires: Annotated[int | None, Query()] = None,
-        signature: Annotated[str | None, Query()] = None,
-    ) -> Response:
-        """No auth header: the link's signature is the permission (403 if bad or expired)."""
-        links.check(video_id, expires, signature)
-        job = await rt.store.get(video_id)
-        if job is None or job.kind != KIND:
-            raise JobNotFound(video_id)
-        return result_response(job, rt.settings.data_dir)
-
-    @router.get("/api/v1/users/me", summary="The caller and their credits (seed 002)")
-    async def me(rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
-        """``{"sub": ..., "credits": <int>}``; a new user starts with
-        ``JOBSTREAM_INITIAL_CREDITS``."""
-        return {"sub": user.sub, "credits": await rt.store.balance(user.sub)}
-
-    app.include_router(router)
+router = APIRouter(tags=[TAG])
 
 
-__all__ = ["TAG", "GenerateVideo", "VideoLinks", "VideoStepLog", "install", "video_record"]
+@router.post(f"{VIDEOS}/generate", summary="Generate a video; costs credits (seed 002)")
+async def generate(
+    body: GenerateVideo, rt: RuntimeDep, user: UserDep, signer: VideoLinksDep, links: LinksDep
+) -> Response:
+    """Queue a video job → the video record (its ``id`` is the job id). Debits the video
+    kind's cost (100 credits); 402 with the balance when it does not cover it."""
+    job = await rt.jobs.submit(user, KIND, body.model_dump(mode="json"))
+    rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
+    return json_response(video_record(job, signer, links))
+
+
+@router.get(f"{VIDEOS}/{{video_id}}", summary="A video record (seed 002)")
+async def get_video(
+    video_id: str, rt: RuntimeDep, user: UserDep, signer: VideoLinksDep, links: LinksDep
+) -> Response:
+    """The video record, with a fresh signed ``video_url`` once it is completed."""
+    job = await rt.jobs.get(user, video_id, kind=KIND)
+    return json_response(video_record(job, signer, links))
+
+
+@router.get(
+    f"{VIDEOS}/{{video_id}}/stream",
+    summary="SSE: the video's step log, then its outcome (seed 002)",
+    response_class=Response,
+    responses=SSE_RESPONSE,
+)
+async def stream(
+    video_id: str,
+    rt: RuntimeDep,
+    user: StreamUserDep,
+    signer: VideoLinksDep,
+    links: LinksDep,
+    last_event_id_header: Annotated[str | None, Header(alias="last-event-id")] = None,
+    last_event_id: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Every step so far, in order, then each new one; ``step`` 9 with ``video_url`` (or
+    ``status`` ``failed``/``cancelled``) ends the stream. Token by header or ``?token=``."""
+    after = parse_last_event_id(last_event_id_header, last_event_id)
+    job = await rt.jobs.get_stored(user, video_id, kind=KIND)
+    if after is not None:
+        if job.finished and after >= job.seq:
+            return Response(status_code=204)
+        rt.metrics.resumes.labels(transport="sse").inc()
+    handle = await rt.hub.open(user.sub, "sse", job_id=video_id)
+    encoder = VideoStepLog(lambda job_id: signer.url(job_id, links))
+    chunks = rt.hub.job_stream(handle, job, 0 if after is None else after, encoder)
+    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+
+
+@router.post(f"{VIDEOS}/{{video_id}}/cancel", summary="Stop generating a video (seed 002)")
+async def cancel(
+    video_id: str, rt: RuntimeDep, user: UserDep, signer: VideoLinksDep, links: LinksDep
+) -> Response:
+    """Cancel: no step follows, the stream ends ``cancelled`` and the credits come back.
+    Idempotent; 409 once the video is finished otherwise."""
+    job = await rt.jobs.cancel(user, video_id, kind=KIND)
+    return json_response(video_record(job, signer, links))
+
+
+@router.get(
+    f"{VIDEOS}/{{video_id}}/video.mp4",
+    summary="The finished video, by its signed link (seed 002)",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}}, "description": "The MP4 (Range works)"}},
+)
+async def video_file(
+    video_id: str,
+    rt: RuntimeDep,
+    signer: VideoLinksDep,
+    expires: Annotated[str | None, Query()] = None,
+    signature: Annotated[str | None, Query()] = None,
+) -> Response:
+    """No auth header: the link's signature is the permission (403 if bad or expired)."""
+    signer.check(video_id, expires, signature)
+    job = await rt.store.get(video_id)
+    if job is None or job.kind != KIND:
+        raise JobNotFound(video_id)
+    return result_response(job, rt.settings.data_dir)
+
+
+@router.get("/api/v1/users/me", summary="The caller and their credits (seed 002)")
+async def me(rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    """``{"sub": ..., "credits": <int>}``; a new user starts with
+    ``JOBSTREAM_INITIAL_CREDITS``."""
+    return {"sub": user.sub, "credits": await rt.store.balance(user.sub)}
+
+
+__all__ = [
+    "TAG",
+    "GenerateVideo",
+    "VideoLinks",
+    "VideoStepLog",
+    "router",
+    "video_links",
+    "video_record",
+]

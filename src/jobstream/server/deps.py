@@ -1,38 +1,20 @@
-"""What routes get from the app: its parts (``Runtime``) and the caller (``Principal``)."""
+"""What routes get from the app: its parts (``Runtime``) and the caller (``Principal``).
+
+Every transport authorizes through ``authorize``: the HTTP dependencies below and the
+WebSocket runner call the same function, so what a token may do cannot differ between them.
+A reporter-only token may report progress (``POST /api/v1/jobs/{id}/events``) and nothing else;
+a stream ticket opens a stream (SSE, WebSocket, a long-poll of one job) and nothing else.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from jobstream.server.auth import Authenticator, Forbidden, Principal
-
-if TYPE_CHECKING:
-    from jobstream.bus.base import EventBus
-    from jobstream.server.metrics import Metrics
-    from jobstream.service import JobService
-    from jobstream.settings import Settings
-    from jobstream.store.base import JobStore
-    from jobstream.streams.lifecycle import StreamHub
-    from jobstream.worker.pool import WorkerPool
-    from jobstream.worker.registry import Registry
-
-
-@dataclass(slots=True)
-class Runtime:
-    settings: Settings
-    store: JobStore
-    bus: EventBus
-    registry: Registry
-    auth: Authenticator
-    metrics: Metrics
-    hub: StreamHub
-    jobs: JobService
-    pool: WorkerPool | None
-    extras: dict[str, Any]
+from jobstream.server.auth import AuthError, Forbidden, Principal
+from jobstream.server.runtime import Runtime
 
 
 def runtime(conn: HTTPConnection) -> Runtime:
@@ -40,21 +22,52 @@ def runtime(conn: HTTPConnection) -> Runtime:
     return rt
 
 
-def authenticate(conn: HTTPConnection) -> Principal:
-    """The caller, from a header, ``?token=``, ``?ticket=`` or the cookie; raises ``AuthError``."""
-    return runtime(conn).auth.authenticate(
+def authorize(conn: HTTPConnection, *, stream: bool = False, reporter: bool = False) -> Principal:
+    """The caller, from a header, ``?token=``, the cookie, or (``stream`` only) ``?ticket=``.
+
+    Raises ``AuthError`` (401 / WebSocket 4401) for missing or bad credentials and ``Forbidden``
+    (403 / 4403) when the token's role may not do this: a reporter-only token is refused unless
+    ``reporter``, a ticket unless ``stream``.
+    """
+    query = conn.query_params
+    if not stream and "ticket" in {key.lower() for key in query}:
+        raise AuthError("a stream ticket opens a stream (SSE, WebSocket, long-poll), nothing else")
+    principal = runtime(conn).auth.authenticate(
         authorization=conn.headers.get("authorization"),
-        query=conn.query_params,
+        query=query,
         cookies=conn.cookies,
     )
-
-
-def current_user(request: Request) -> Principal:
-    principal = authenticate(request)
-    if principal.reporter_only:
+    if principal.reporter_only and not reporter:
         raise Forbidden("a reporter token may only report progress")
     return principal
 
 
+def current_user(request: Request) -> Principal:
+    return authorize(request)
+
+
+def stream_user(request: Request) -> Principal:
+    return authorize(request, stream=True)
+
+
+def poll_user(request: Request) -> Principal:
+    """A job's snapshot: a long-poll (``?wait=``) is a stream, and may use a ticket."""
+    return authorize(request, stream="wait" in request.query_params)
+
+
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 UserDep = Annotated[Principal, Depends(current_user)]
+StreamUserDep = Annotated[Principal, Depends(stream_user)]
+PollUserDep = Annotated[Principal, Depends(poll_user)]
+
+__all__ = [
+    "PollUserDep",
+    "Runtime",
+    "RuntimeDep",
+    "StreamUserDep",
+    "UserDep",
+    "authorize",
+    "current_user",
+    "runtime",
+    "stream_user",
+]

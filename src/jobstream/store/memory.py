@@ -8,7 +8,8 @@ import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
+from jobstream.errors import BadRequest
+from jobstream.models import MAX_POSITION, Event, EventType, Job, JobStatus, monotonic_us
 from jobstream.store.base import (
     REFUNDED_STATUSES,
     EventFactory,
@@ -28,13 +29,16 @@ def encode_cursor(created_us: int, job_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    """Raises ``ValueError`` for a cursor this store did not make."""
+    """Raises ``BadRequest`` for a cursor this store did not make."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split(":", 1)
-        return int(created), job_id
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("cursor is not one this server returned") from exc
+        value = int(created)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("cursor is not one this server returned") from None
+    if not 0 <= value <= MAX_POSITION:
+        raise BadRequest("cursor is not one this server returned")
+    return value, job_id
 
 
 def created_us(job: Job) -> int:

@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobstream.bus.base import EventBus
 from jobstream.bus.subscriber import Subscriber, Wake
-from jobstream.models import Event, Job
+from jobstream.models import Event, Job, monotonic_us
 from jobstream.server.metrics import Metrics
 from jobstream.settings import Settings
 from jobstream.store.base import JobStore
@@ -49,6 +49,12 @@ class Encoder(Protocol):
     def ping(self) -> Any | None: ...
     def timeout(self) -> Any | None: ...
     def ends_with(self, event: Event) -> bool: ...
+
+
+class FeedEncoder(Encoder, Protocol):
+    """An all-jobs stream's encoder: it also writes the opening ``snapshot`` of recent jobs."""
+
+    def feed_snapshot(self, jobs: list[Job], cursor: int) -> Any | None: ...
 
 
 @dataclass(slots=True)
@@ -293,7 +299,29 @@ class StreamHub:
             if batch.ended:
                 return
 
-    async def feed_stream(
+    async def feed(
+        self,
+        handle: StreamHandle,
+        owner: str | None,
+        after_cursor: int | None,
+        encoder: FeedEncoder,
+        recent_jobs: Callable[[], Awaitable[list[Job]]],
+    ) -> AsyncIterator[list[Any]]:
+        """An all-jobs stream (``owner`` ``None``: everyone's), subscribed by ``open``: on a fresh
+        connect the encoder's ``feed_snapshot`` of ``recent_jobs()``, on a resume the events after
+        ``after_cursor``; then live events, unending."""
+        first: list[Any] = []
+        backlog: list[Event] = []
+        if after_cursor is None:
+            cursor = monotonic_us()
+            unit = encoder.feed_snapshot(await recent_jobs(), cursor)
+            if unit is not None:
+                first.append(unit)
+        else:
+            backlog = await self.feed_catch_up(owner, after_cursor)
+        return self._feed_stream(handle, first, backlog, encoder)
+
+    async def _feed_stream(
         self, handle: StreamHandle, first: list[Any], backlog: list[Event], encoder: Encoder
     ) -> AsyncIterator[list[Any]]:
         """Batches for an all-jobs stream: ``first`` units, the backlog, then live, unending."""

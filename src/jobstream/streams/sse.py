@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from jobstream import codec
 from jobstream.models import Event, Job
+from jobstream.server.links import Links
+from jobstream.streams.envelope import event_envelope, feed_snapshot_envelope, snapshot_envelope
 from jobstream.streams.lifecycle import StreamHandle
 
 SSE_HEADERS = {
@@ -38,25 +39,22 @@ def sse_frame(data: bytes, *, event: str | None = None, id: int | str | None = N
     return head + b"data: " + data + b"\n\n"
 
 
-def _job_frame(event: Event) -> bytes:
-    return sse_frame(event.encoded, event=event.type.value, id=event.seq)
-
-
-def _feed_frame(event: Event) -> bytes:
-    return sse_frame(event.encoded, event=event.type.value, id=event.cursor)
-
-
 class CanonicalSSE:
-    """The canonical stream of one job: ``id: seq``, ``event: type``, ``data: envelope``."""
+    """The canonical stream of one job: ``id: seq``, ``event: type``, ``data: envelope``; first
+    a ``snapshot`` envelope (its ``id:`` the job's seq) unless the client resumes."""
 
-    def __init__(self, public: Callable[[Job], dict[str, Any]]) -> None:
-        self._public = public
+    def __init__(self, links: Links) -> None:
+        self._links = links
+        self._cache = f"sse{links.base}"
+
+    def _frame(self, event: Event) -> bytes:
+        return sse_frame(event_envelope(event, self._links), event=event.type.value, id=event.seq)
 
     def snapshot(self, job: Job) -> bytes:
-        return sse_frame(codec.dumps(self._public(job)), event="snapshot", id=job.seq)
+        return sse_frame(snapshot_envelope(job, self._links), event="snapshot", id=job.seq)
 
     def event(self, event: Event) -> bytes:
-        frame: bytes = event.frame("sse", _job_frame)
+        frame: bytes = event.frame(self._cache, self._frame)
         return frame
 
     def ping(self) -> bytes:
@@ -70,11 +68,21 @@ class CanonicalSSE:
 
 
 class CanonicalFeedSSE(CanonicalSSE):
-    """The canonical all-jobs stream: the same envelopes, ``id:`` is the owner cursor."""
+    """The canonical all-jobs stream: the same envelopes, ``id:`` is the owner cursor; first a
+    ``snapshot`` of the recent jobs (its ``id:`` the cursor to resume from)."""
 
-    def event(self, event: Event) -> bytes:
-        frame: bytes = event.frame("sse-feed", _feed_frame)
-        return frame
+    def __init__(self, links: Links) -> None:
+        super().__init__(links)
+        self._cache = f"sse-feed{links.base}"
+
+    def _frame(self, event: Event) -> bytes:
+        return sse_frame(
+            event_envelope(event, self._links), event=event.type.value, id=event.cursor
+        )
+
+    def feed_snapshot(self, jobs: list[Job], cursor: int) -> bytes:
+        body = feed_snapshot_envelope(jobs, cursor, self._links)
+        return sse_frame(body, event="snapshot", id=cursor)
 
     def ends_with(self, event: Event) -> bool:
         return False

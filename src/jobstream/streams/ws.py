@@ -19,16 +19,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from jobstream import codec
 from jobstream.bus.subscriber import Wake
+from jobstream.errors import BadRequest
 from jobstream.models import Event, Job
-from jobstream.server.auth import AuthError, Principal
+from jobstream.server.auth import AuthError, Forbidden, Principal
+from jobstream.server.links import Links
 from jobstream.service import JobNotFound
-from jobstream.streams.lifecycle import Encoder, StreamHandle, StreamLimit
+from jobstream.streams.envelope import event_envelope, feed_snapshot_envelope, snapshot_envelope
+from jobstream.streams.lifecycle import Encoder, FeedEncoder, StreamHandle, StreamLimit
+from jobstream.streams.positions import parse_position
 
 if TYPE_CHECKING:
     from jobstream.server.deps import Runtime
@@ -38,33 +42,27 @@ log = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
+CLOSE_POLICY = 1008
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
-def _envelope_text(event: Event) -> str:
-    return event.encoded.decode()
-
-
-def _feed_text(event: Event) -> str:
-    body = event.envelope()
-    body["cursor"] = event.cursor
-    return codec.dumps_str(body)
-
-
 class CanonicalWS:
-    """Canonical envelopes as text messages; a ``snapshot`` message first on a fresh connect."""
+    """Canonical envelopes as text messages; a ``snapshot`` envelope first on a fresh connect."""
 
-    def __init__(self, public: Callable[[Job], dict[str, Any]]) -> None:
-        self._public = public
+    def __init__(self, links: Links) -> None:
+        self._links = links
+        self._cache = f"ws{links.base}"
+
+    def _text(self, event: Event) -> str:
+        return event_envelope(event, self._links).decode()
 
     def snapshot(self, job: Job) -> str:
-        return codec.dumps_str(
-            {"type": "snapshot", "job_id": job.id, "seq": job.seq, "data": self._public(job)}
-        )
+        return snapshot_envelope(job, self._links).decode()
 
     def event(self, event: Event) -> str:
-        text: str = event.frame("ws", _envelope_text)
+        text: str = event.frame(self._cache, self._text)
         return text
 
     def ping(self) -> None:
@@ -78,11 +76,18 @@ class CanonicalWS:
 
 
 class CanonicalFeedWS(CanonicalWS):
-    """The all-jobs stream: the same envelopes plus ``cursor`` (resume with ``?after_cursor=``)."""
+    """The all-jobs stream: a ``snapshot`` of the recent jobs, then the same envelopes plus
+    ``cursor`` (resume with ``?after_cursor=``)."""
 
-    def event(self, event: Event) -> str:
-        text: str = event.frame("ws-feed", _feed_text)
-        return text
+    def __init__(self, links: Links) -> None:
+        super().__init__(links)
+        self._cache = f"ws-feed{links.base}"
+
+    def _text(self, event: Event) -> str:
+        return event_envelope(event, self._links, cursor=True).decode()
+
+    def feed_snapshot(self, jobs: list[Job], cursor: int) -> str:
+        return feed_snapshot_envelope(jobs, cursor, self._links).decode()
 
     def ends_with(self, event: Event) -> bool:
         return False
@@ -90,27 +95,18 @@ class CanonicalFeedWS(CanonicalWS):
 
 @dataclass(slots=True)
 class Plan:
-    """What a WebSocket route asks the runner to stream."""
+    """What a WebSocket route asks the runner to stream: one job, or (``job_id`` ``None``) all
+    the caller's jobs, whose encoder's ``feed_snapshot`` opens a fresh connection."""
 
     job_id: str | None
-    encoder: Encoder
+    encoder: Encoder | FeedEncoder
     after_seq: int | None = None
     after_cursor: int | None = None
-    feed_first: Callable[[Principal], Any] | None = None
-    """For feeds: an async function giving the first units on a fresh connect."""
 
 
 def int_param(websocket: WebSocket, name: str) -> int | None:
-    raw = websocket.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a non-negative integer, not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, not {raw!r}")
-    return value
+    """A resume position from the query; ``BadRequest`` (close 1008) when malformed."""
+    return parse_position(websocket.query_params.get(name), name)
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
@@ -123,20 +119,23 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
 
 async def run_websocket(websocket: WebSocket, rt: Runtime, plan_for: Callable[..., Any]) -> None:
     """Authenticate, admit, accept, then stream what ``plan_for(principal)`` describes."""
-    from jobstream.server.deps import authenticate
+    from jobstream.server.deps import authorize
 
     try:
-        principal = authenticate(websocket)
+        principal = authorize(websocket, stream=True)
     except AuthError as exc:
         await refuse(websocket, CLOSE_UNAUTHORIZED, str(exc))
+        return
+    except Forbidden as exc:
+        await refuse(websocket, CLOSE_FORBIDDEN, str(exc))
         return
     try:
         plan: Plan = await plan_for(principal)
     except JobNotFound as exc:
         await refuse(websocket, CLOSE_NOT_FOUND, str(exc))
         return
-    except ValueError as exc:
-        await refuse(websocket, 1008, str(exc))
+    except BadRequest as exc:
+        await refuse(websocket, CLOSE_POLICY, str(exc))
         return
     settings = rt.settings
     try:
@@ -219,16 +218,15 @@ async def _chunks(
         if after is not None:
             rt.metrics.resumes.labels(transport="ws").inc()
         return rt.hub.job_stream(handle, job, after, plan.encoder)
-    owner = principal.owner_filter
-    first: list[Any] = []
-    backlog: list[Event] = []
-    if plan.after_cursor is None:
-        if plan.feed_first is not None:
-            first = list(await plan.feed_first(principal))
-    else:
+    if plan.after_cursor is not None:
         rt.metrics.resumes.labels(transport="ws").inc()
-        backlog = await rt.hub.feed_catch_up(owner, plan.after_cursor)
-    return rt.hub.feed_stream(handle, first, backlog, plan.encoder)
+    return await rt.hub.feed(
+        handle,
+        principal.owner_filter,
+        plan.after_cursor,
+        cast(FeedEncoder, plan.encoder),
+        lambda: rt.jobs.recent(principal),
+    )
 
 
 async def _receive(websocket: WebSocket, handle: StreamHandle, resume_to: list[int]) -> None:

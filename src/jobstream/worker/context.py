@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm as _tqdm
 
+from jobstream.artifacts import job_folder, stored_path
 from jobstream.models import Job
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class JobContext:
         params: Any,
         reporter: JobReporter,
         *,
-        artifacts_dir: Path,
+        data_dir: Path,
         progress_interval: float,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
@@ -54,7 +55,8 @@ class JobContext:
         self.job_id = job.id
         self.params = params
         self._reporter = reporter
-        self._artifacts_dir = artifacts_dir
+        self._data_dir = data_dir
+        self._artifacts_dir = job_folder(data_dir, job.id)
         self._interval = progress_interval
         self._loop = loop
         self._loop_thread = threading.get_ident()
@@ -208,8 +210,12 @@ class JobContext:
         return self._artifacts_dir / filename
 
     def set_artifact(self, path: Path, media_type: str, filename: str | None = None) -> None:
-        """Declare the job's downloadable output (served by ``GET /api/v1/jobs/{id}/result``)."""
-        self._call(self._reporter.set_artifact, str(path), media_type, filename or path.name)
+        """Declare the job's downloadable output (served by ``GET /api/v1/jobs/{id}/result``).
+
+        The file must be in the data folder (``artifact_path`` gives one); ``ValueError``
+        otherwise."""
+        stored = stored_path(self._data_dir, Path(path))
+        self._call(self._reporter.set_artifact, stored, media_type, filename or Path(path).name)
 
     def tqdm(
         self,

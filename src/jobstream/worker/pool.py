@@ -32,6 +32,7 @@ from jobstream.worker.reporter import JobReporter
 log = logging.getLogger(__name__)
 
 RESULT_URL = "/api/v1/jobs/{id}/result"
+COMPLETED_MESSAGE = "Completed"
 _RESERVED = frozenset({"result", "output_path", "elapsed_seconds", "message"})
 
 
@@ -194,7 +195,7 @@ class WorkerPool:
                 job,
                 params,
                 reporter,
-                artifacts_dir=self.data_dir / "artifacts" / job.id,
+                data_dir=self.data_dir,
                 progress_interval=kind.progress_interval,
                 loop=asyncio.get_running_loop(),
             )
@@ -244,6 +245,10 @@ class WorkerPool:
             }
             if isinstance(result, dict):
                 data.update({k: v for k, v in result.items() if k not in _RESERVED})
+            # The job's last message says it completed, not the last step's "Finalizing...";
+            # a handler may give its own as the result's "message".
+            given = result.get("message") if isinstance(result, dict) else None
+            data["message"] = given if isinstance(given, str) and given else COMPLETED_MESSAGE
             await self._finish(reporter, EventType.COMPLETED, data)
 
     async def _finish(self, reporter: JobReporter, type_: EventType, data: dict[str, Any]) -> None:

@@ -1,0 +1,20 @@
+"""The canonical API, one module per resource, each with a module-level ``router``:
+
+=============  ==============================================================================
+``jobs``       kinds, submit, list, a job's snapshot (ETag, long-poll), cancel, result
+``streams``    SSE and WebSocket streams of one job and of all the caller's jobs; stream tickets
+``ops``        ``/healthz``, ``/readyz``, ``/metrics``
+=============  ==============================================================================
+
+``create_app`` includes ``ROUTERS`` in this order; the seeds' profiles come after them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from jobstream.server.routes import jobs, ops, streams
+
+ROUTERS: tuple[APIRouter, ...] = (jobs.router, streams.router, ops.router)
+
+__all__ = ["ROUTERS"]

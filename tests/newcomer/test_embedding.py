@@ -1,0 +1,111 @@
+"""jobstream mounted inside a host FastAPI app (``tests/embedhost.py``), on a real server.
+
+Mounted, a sub-app's lifespan never ran (every request: 500 "the store is not started"), its
+links pointed at ``/api/v1/...`` instead of under the mount, and its UI loaded ``/assets/...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from serverproc import ROOT, free_port
+from ssehelp import collect
+
+
+class HostServer:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "host.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "JOBSTREAM_DEMO_SPEED": "20"}
+        env.pop("JOBSTREAM_DATA_DIR", None)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "embedhost:app", "--port", str(self.port)],
+                cwd=workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError(f"the host app did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[HostServer]:
+    server = HostServer(tmp_path / "workdir")
+    yield server
+    server.stop()
+
+
+async def test_a_mounted_jobstream_runs_and_links_under_its_prefix(host: HostServer) -> None:
+    async with httpx.AsyncClient(base_url=host.url, timeout=30) as client:
+        assert (await client.get("/")).json() == {"app": "host", "lifespans": ["host"]}
+
+        body = {"kind": "resize", "params": {"images": ["a.png", "b.png", "c.png", "d.png"]}}
+        response = await client.post("/progress/api/v1/jobs", json=body)
+        assert response.status_code == 202, response.text
+        job = response.json()
+        root = f"/progress/api/v1/jobs/{job['id']}"
+        assert job["links"] == {
+            "self": root,
+            "events": f"{root}/events",
+            "ws": f"{root}/ws",
+            "result": f"{root}/result",
+        }
+        assert response.headers["location"] == root
+
+        events = await collect(client, job["links"]["events"] + "?last_event_id=0")
+        assert [e.event for e in events][-1] == "completed"
+        assert [int(e.id or 0) for e in events] == list(range(1, len(events) + 1))
+        completed = events[-1].json["data"]
+        assert completed["output_path"] == f"{root}/result" and completed["result"] == {
+            "resized": 4
+        }
+        download = await client.get(completed["output_path"])
+        assert download.status_code == 200 and download.text == "resized 4 images\n"
+
+        (snapshot,) = await collect(client, job["links"]["events"])
+        assert snapshot.json["data"]["links"]["result"] == f"{root}/result"
+
+        listed = (await client.get("/progress/api/v1/jobs")).json()["items"]
+        assert [j["id"] for j in listed] == [job["id"]]
+
+        # A host route of its own starts a job; its watch URL is under the mount.
+        started = (await client.post("/orders/o7/thumbnails")).json()
+        watched = await collect(client, started["watch"])
+        assert watched[-1].event == "completed"
+
+        ui = await client.get("/progress/")
+        assert ui.status_code == 200 and "text/html" in ui.headers["content-type"]
+
+    ws_url = f"ws://127.0.0.1:{host.port}{root}/ws"
+    async with connect(ws_url) as ws:
+        snapshot_message = json.loads(await ws.recv())
+    assert snapshot_message["type"] == "snapshot"
+    assert snapshot_message["data"]["links"]["self"] == root

@@ -115,10 +115,7 @@ _last_us = 0
 
 
 def monotonic_us() -> int:
-    """Wall-clock microseconds, strictly increasing within this process.
-
-    It orders the events of one owner across jobs: the all-jobs stream uses it as its cursor.
-    """
+    """Wall-clock microseconds, strictly increasing within this process (an event's time)."""
     global _last_us
     with _clock_lock:
         now = time.time_ns() // 1000
@@ -128,22 +125,25 @@ def monotonic_us() -> int:
 
 @dataclass(slots=True, eq=False)
 class Event:
-    """One change to one job. ``seq`` is per job, from 1, without gaps; ``cursor`` orders an
-    owner's events across jobs (microseconds since the epoch, unique within a process)."""
+    """One change to one job. ``seq`` is per job, from 1, without gaps. ``pos`` is the event's
+    place in the store's one log of every event (assigned when it is stored, in commit order,
+    without gaps): the cursor of the all-jobs streams, the same on every instance. ``ts_us`` is
+    when it happened (microseconds since the epoch)."""
 
     job_id: str
     owner: str
     seq: int
     type: EventType
     data: dict[str, Any]
-    cursor: int = field(default_factory=monotonic_us)
+    ts_us: int = field(default_factory=monotonic_us)
+    pos: int | None = None
     # Caches: an event is encoded once, however many readers receive it.
     _envelope: bytes | None = field(default=None, repr=False)
     frames: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ts(self) -> datetime:
-        return datetime.fromtimestamp(self.cursor / 1_000_000, UTC)
+        return datetime.fromtimestamp(self.ts_us / 1_000_000, UTC)
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -175,7 +175,8 @@ class Event:
             "seq": self.seq,
             "type": self.type.value,
             "data": self.data,
-            "cursor": self.cursor,
+            "ts_us": self.ts_us,
+            "pos": self.pos,
         }
 
     @classmethod
@@ -186,7 +187,8 @@ class Event:
             seq=int(record["seq"]),
             type=EventType(record["type"]),
             data=record["data"],
-            cursor=int(record["cursor"]),
+            ts_us=int(record["ts_us"]),
+            pos=None if record.get("pos") is None else int(record["pos"]),
         )
 
 

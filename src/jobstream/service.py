@@ -159,11 +159,8 @@ class JobService:
         return job
 
     async def get(self, principal: Principal, job_id: str, *, kind: str | None = None) -> Job:
-        """The job as readers see it now: stored, plus the events still in flight."""
-        job = await self.get_stored(principal, job_id, kind=kind)
-        for event in await self.bus.recent(job.id, job.seq):
-            job = job.apply(event)
-        return job
+        """The job as readers see it now (every event is stored before it is published)."""
+        return await self.get_stored(principal, job_id, kind=kind)
 
     async def list(
         self,
@@ -174,15 +171,9 @@ class JobService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
-        page = await self.store.list_jobs(
+        return await self.store.list_jobs(
             owner=principal.owner_filter, status=status, kind=kind, limit=limit, cursor=cursor
         )
-        items = []
-        for job in page.items:
-            for event in await self.bus.recent(job.id, job.seq):
-                job = job.apply(event)
-            items.append(job)
-        return JobPage(items, page.next_cursor)
 
     async def recent(self, principal: Principal, limit: int = 100) -> builtins.list[Job]:
         """The caller's newest jobs: what an all-jobs stream opens with."""

@@ -40,7 +40,6 @@ class Settings(BaseSettings):
     workers: int = Field(default=4, ge=0)
     """Embedded worker concurrency; 0 runs the server without embedded workers."""
     lease_seconds: float = Field(default=30.0, gt=0)
-    progress_flush_seconds: float = Field(default=0.1, ge=0)
     max_events_per_job: int = Field(default=1000, ge=10)
 
     sse_ping_seconds: float = Field(default=15.0, gt=0)
@@ -54,6 +53,9 @@ class Settings(BaseSettings):
     stream_backlog_soft: int = Field(default=256, ge=1)
     stream_backlog_hard: int = Field(default=4096, ge=2)
     max_wait_seconds: float = Field(default=60.0, gt=0)
+    feed_catch_up_limit: int = Field(default=10_000, ge=0)
+    """Events an all-jobs stream replays when it resumes; past it, a snapshot of every job whose
+    events it skips."""
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     submit_rate_per_minute: int = Field(default=600, ge=0)

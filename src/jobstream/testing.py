@@ -44,7 +44,6 @@ class JobHarness:
         bus: EventBus | None = None,
         data_dir: Path | None = None,
         concurrency: int = 4,
-        flush_interval: float = 0.01,
         user: str = LOCAL_USER,
     ) -> None:
         self.registry = registry
@@ -62,7 +61,6 @@ class JobHarness:
             data_dir=data_dir,
             concurrency=concurrency,
             poll_interval=0.05,
-            flush_interval=flush_interval,
         )
         self.jobs = JobService(self.store, self.bus, registry, on_queued=self.pool.notify)
         self.principal = Principal(user, frozenset({"admin"}))
@@ -108,5 +106,9 @@ class JobHarness:
                     return
 
     def events_of(self, job_id: str) -> list[Event]:
+        return [e for e in self.events_of_all() if e.job_id == job_id]
+
+    def events_of_all(self) -> list[Event]:
+        """Every event published so far, in the order readers got them."""
         self.events.extend(self._recorder.drain())
-        return [e for e in self.events if e.job_id == job_id]
+        return list(self.events)

@@ -39,19 +39,19 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
         await instance.close()
 
 
-_cursor = 1_000_000
+_ts_us = 1_000_000
 
 
 def ev(job_id: str, seq: int, owner: str = "alice", kind: EventType = EventType.PROGRESS) -> Event:
-    global _cursor
-    _cursor += 1
+    global _ts_us
+    _ts_us += 1
     return Event(
         job_id=job_id,
         owner=owner,
         seq=seq,
         type=kind,
         data={"progress": float(seq)} if kind is EventType.PROGRESS else {"message": "m"},
-        cursor=_cursor,
+        ts_us=_ts_us,
     )
 
 
@@ -179,57 +179,18 @@ async def test_unsubscribe_stops_delivery_and_restores_count(bus: EventBus) -> N
     assert bus.subscriber_count == baseline
 
 
-async def test_recent_window_for_a_job(bus: EventBus) -> None:
-    published = [ev("j1", seq) for seq in range(1, 6)]
-    await bus.publish(published[:3])
-    await bus.publish([ev("j2", 1, owner="bob")])
-    await bus.publish(published[3:])
-    await settle(bus)
-
-    recent = await bus.recent("j1", 2)
-    assert keys(recent) == [("j1", 3), ("j1", 4), ("j1", 5)]
-    assert [e.to_record() for e in recent] == [e.to_record() for e in published[2:]]
-    assert keys(await bus.recent("j1", 0)) == [("j1", s) for s in range(1, 6)]
-    assert await bus.recent("j1", 5) == []
-    assert keys(await bus.recent("j2", 0)) == [("j2", 1)]
-    assert await bus.recent("unknown", 0) == []
-
-
-async def test_recent_window_for_an_owner(bus: EventBus) -> None:
-    a1, b1, a2, a3 = ev("j1", 1), ev("j2", 1, owner="bob"), ev("j1", 2), ev("j3", 1)
-    await bus.publish([a1, b1, a2, a3])
-    await settle(bus)
-
-    alice = await bus.recent_for_owner("alice", 0)
-    assert keys(alice) == [("j1", 1), ("j1", 2), ("j3", 1)]
-    assert [e.cursor for e in alice] == sorted(e.cursor for e in alice)
-    assert keys(await bus.recent_for_owner("alice", a1.cursor)) == [("j1", 2), ("j3", 1)]
-    assert keys(await bus.recent_for_owner("bob", 0)) == [("j2", 1)]
-    assert await bus.recent_for_owner("bob", b1.cursor) == []
-    everyone = await bus.recent_for_owner(None, b1.cursor)
-    assert ("j2", 1) not in keys(everyone)
-    assert [k for k in keys(everyone) if not k[0].startswith("__")] == [("j1", 2), ("j3", 1)]
-    assert await bus.recent_for_owner("carol", 0) == []
-
-
-async def test_memory_bus_windows_are_bounded() -> None:
-    bus = MemoryBus(window_per_job=3, window_jobs=2, window_total=5)
-    await bus.publish([ev("j1", seq) for seq in range(1, 6)])
-    assert keys(await bus.recent("j1", 0)) == [("j1", 3), ("j1", 4), ("j1", 5)]
-    await bus.publish([ev("j2", 1), ev("j3", 1)])  # j1 is now the least recently active
-    assert await bus.recent("j1", 0) == []
-    assert keys(await bus.recent("j3", 0)) == [("j3", 1)]
-    window = keys(await bus.recent_for_owner(None, 0))
-    assert window == [("j1", 3), ("j1", 4), ("j1", 5), ("j2", 1), ("j3", 1)]
-    await bus.publish([ev("j2", 2)])
-    assert keys(await bus.recent_for_owner("alice", 0)) == [
-        ("j1", 4),
-        ("j1", 5),
-        ("j2", 1),
-        ("j3", 1),
-        ("j2", 2),
-    ]
-    await bus.close()
+async def test_events_arrive_whole_with_their_position(bus: EventBus) -> None:
+    """What a subscriber gets is the stored event: every field, ``pos`` included (the
+    all-jobs streams' cursor)."""
+    watcher = bus.subscribe(Subscriber(everything=True))
+    published = [ev("j1", 1), ev("j2", 1, owner="bob", kind=EventType.LOG)]
+    for number, event in enumerate(published, start=41):
+        event.pos = number
+    await bus.publish(published)
+    got = await take(watcher, 2)
+    assert [e.to_record() for e in got] == [e.to_record() for e in published]
+    assert [e.pos for e in got] == [41, 42]
+    bus.unsubscribe(watcher)
 
 
 async def test_control_messages_reach_every_handler(

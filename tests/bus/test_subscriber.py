@@ -13,7 +13,7 @@ from jobstream.models import Event, EventType
 
 def ev(job_id: str, seq: int, kind: EventType = EventType.PROGRESS) -> Event:
     data = {"progress": float(seq)} if kind is EventType.PROGRESS else {"message": f"m{seq}"}
-    return Event(job_id=job_id, owner="alice", seq=seq, type=kind, data=data, cursor=seq)
+    return Event(job_id=job_id, owner="alice", seq=seq, type=kind, data=data, ts_us=seq)
 
 
 def keys(events: list[Event]) -> list[tuple[str, int]]:

@@ -24,7 +24,7 @@ from jobstream.models import (
     monotonic_us,
     new_job_id,
 )
-from jobstream.store.base import EventFactory, InsufficientCredits, JobStore, StaleJob
+from jobstream.store.base import Append, EventFactory, InsufficientCredits, JobStore, StaleJob
 from jobstream.store.memory import created_us, encode_cursor
 from jobstream.store.sql import SQLStore, jobs_table, normalize_url
 
@@ -55,7 +55,7 @@ def new_job(
         seq=1,
         type=EventType.STATUS_CHANGE,
         data={"old_status": None, "new_status": JobStatus.QUEUED.value},
-        **({} if cursor is None else {"cursor": cursor}),
+        **({} if cursor is None else {"ts_us": cursor}),
     )
     blank = Job(
         id=job_id,
@@ -83,7 +83,7 @@ def to_status(new: JobStatus, cursor: int | None = None) -> EventFactory:
             seq=job.seq + 1,
             type=EventType.STATUS_CHANGE,
             data={"old_status": job.status.value, "new_status": new.value},
-            **({} if cursor is None else {"cursor": cursor}),
+            **({} if cursor is None else {"ts_us": cursor}),
         )
 
     return make
@@ -408,21 +408,22 @@ async def test_recovery_requeues_and_old_worker_goes_stale(store: JobStore) -> N
     assert await store.running_jobs() == []
 
     again = await claim(store, worker="w2")
-    # The dead worker's reserved seqs were filled before the re-queue (see the next test).
-    reserved = 2 + store.publish_ahead
-    assert again.id == job.id and again.attempts == 2 and again.seq == reserved + 2
+    assert again.id == job.id and again.attempts == 2 and again.seq == 4
     with pytest.raises(StaleJob):
         await store.append(*progress(job, 1))
     assert await store.renew_leases([job.id], "w2", 30) == set()
     assert await store.renew_leases([job.id], "w1", 30) == {job.id}
 
 
-async def test_a_dead_workers_reserved_seqs_are_filled_never_reused(store: JobStore) -> None:
-    """A worker publishes up to ``seq_reserved`` before storing; if it dies, readers may have
-    seen seqs the store never got. Recovery fills them, then writes its own event after."""
+async def test_reserved_seqs_an_earlier_version_left_are_filled_never_reused(
+    store: JobStore,
+) -> None:
+    """Earlier versions published up to ``seq_reserved`` before storing; a worker of theirs that
+    died may have shown readers seqs the store never got. The next move fills them, then writes
+    its own event after."""
     await add(store)
     job = await claim(store)
-    assert job.seq == 2 and job.seq_reserved == 2 + store.publish_ahead
+    assert job.seq == 2 and job.seq_reserved == 2  # nothing is published before it is stored
     # The worker stores a batch and raises its reservation to 10 past it ...
     after, batch = progress(job, 3)
     after = replace(after, seq_reserved=after.seq + 10)
@@ -561,7 +562,7 @@ async def test_too_few_credits_refuses_and_stores_nothing(store: JobStore) -> No
     assert await store.get(job.id) is None
     assert await store.events_after(job.id, 0) == []
     assert len((await store.list_jobs(owner="alice")).items) == 1
-    assert await store.owner_events_after("alice", first.cursor - 1) == []
+    assert [e.job_id for e in await store.feed_events("alice", 0)] != [job.id]
     assert await store.balance("alice") == 50
     # A free job still goes in; the refused one's id was not taken.
     await add(store, owner="alice", cost=0)
@@ -756,7 +757,7 @@ async def _long_log(store: JobStore, kept: int, batches: int = 4) -> tuple[Job, 
 async def test_trimming_keeps_status_and_terminal_events(store: JobStore) -> None:
     job, terminal = await _long_log(store, kept=5)
     # seq 21 is the latest: events <= 16 go, except the two status changes.
-    everything = await store.owner_events_after("alice", 0)
+    everything = await store.feed_events("alice", 0)
     assert seqs(everything) == [1, 2, 17, 18, 19, 20, 21]
     assert everything[-1].type is EventType.COMPLETED
     assert everything[-1].to_record() == terminal.to_record()
@@ -783,40 +784,110 @@ async def test_no_trimming_below_the_bound(store: JobStore) -> None:
 
 async def test_trimming_in_one_batch_and_with_a_bound_of_one(store: JobStore) -> None:
     job, _ = await _long_log(store, kept=1, batches=1)
-    assert seqs(await store.owner_events_after(None, 0)) == [1, 2, 21]
+    assert seqs(await store.feed_events(None, 0)) == [1, 2, 21]
     assert seqs(await store.events_after(job.id, 20)) == [21]
     assert await store.events_after(job.id, 19) is None
 
 
-async def test_owner_events_after_orders_by_cursor(store: JobStore) -> None:
+async def test_feed_positions_follow_commit_order_without_gaps(store: JobStore) -> None:
+    """``pos`` orders every stored event by commit, whatever its time says (an instance's clock
+    may be behind another's): it is the all-jobs streams' cursor, the same on every instance."""
     base = monotonic_us() - HOUR_US
+    assert await store.feed_position() == 0
     a1 = await add(store, owner="alice", cursor=base + 1000)
-    b1 = await add(store, owner="bob", cursor=base + 500)
+    b1 = await add(store, owner="bob", cursor=base + 500)  # an earlier clock, a later commit
     a2 = await add(store, owner="alice", cursor=base + 1500)
     run = await store.transition(
         b1.id, {JobStatus.QUEUED}, to_status(JobStatus.RUNNING, cursor=base + 1200)
     )
-    assert run is not None
+    assert run is not None and run[1].pos == 4
+    assert await store.feed_position() == 4
 
-    alice = await store.owner_events_after("alice", 0)
-    assert [(e.job_id, e.seq) for e in alice] == [(a1.id, 1), (a2.id, 1)]
-    assert [e.cursor for e in alice] == [base + 1000, base + 1500]
-
-    everyone = await store.owner_events_after(None, 0)
-    assert [(e.job_id, e.seq) for e in everyone] == [
-        (b1.id, 1),
-        (a1.id, 1),
-        (b1.id, 2),
-        (a2.id, 1),
+    everyone = await store.feed_events(None, 0)
+    assert [(e.job_id, e.seq, e.pos) for e in everyone] == [
+        (a1.id, 1, 1),
+        (b1.id, 1, 2),
+        (a2.id, 1, 3),
+        (b1.id, 2, 4),
     ]
     assert all(isinstance(e, Event) and e.type is EventType.STATUS_CHANGE for e in everyone)
+    assert [e.ts_us for e in everyone] == [base + 1000, base + 500, base + 1500, base + 1200]
 
-    assert [e.job_id for e in await store.owner_events_after("alice", base + 1000)] == [a2.id]
-    assert [e.seq for e in await store.owner_events_after("bob", base + 500)] == [2]
-    assert await store.owner_events_after("bob", base + 1200) == []
-    assert await store.owner_events_after("carol", 0) == []
-    limited = await store.owner_events_after(None, base + 500, limit=2)
-    assert [(e.job_id, e.seq) for e in limited] == [(a1.id, 1), (b1.id, 2)]
+    alice = await store.feed_events("alice", 0)
+    assert [(e.job_id, e.pos) for e in alice] == [(a1.id, 1), (a2.id, 3)]
+    assert [e.job_id for e in await store.feed_events("alice", 1)] == [a2.id]
+    assert [e.seq for e in await store.feed_events("bob", 2)] == [2]
+    assert await store.feed_events("bob", 4) == []
+    assert await store.feed_events("carol", 0) == []
+    limited = await store.feed_events(None, 1, limit=2)
+    assert [(e.job_id, e.seq) for e in limited] == [(b1.id, 1), (a2.id, 1)]
+
+    # A worker's batch continues the same count.
+    job = await claim(store)
+    after, batch = progress(job, 3)
+    await store.append(after, batch, worker="w1")
+    assert [e.pos for e in batch] == [6, 7, 8] and await store.feed_position() == 8
+
+
+async def test_changed_jobs_pages_the_jobs_with_events_after_a_position(store: JobStore) -> None:
+    jobs = [await add(store, owner="alice") for _ in range(5)]
+    other = await add(store, owner="bob")
+    moved = await store.transition(jobs[1].id, {JobStatus.QUEUED}, to_status(JobStatus.CANCELLED))
+    assert moved is not None
+    changed = await store.changed_jobs("alice", 3)
+    assert [j.id for j in changed] == sorted([jobs[3].id, jobs[4].id, jobs[1].id])
+    assert next(j for j in changed if j.id == jobs[1].id).status is JobStatus.CANCELLED
+    first = await store.changed_jobs(None, 0, limit=4)
+    rest = await store.changed_jobs(None, 0, after_id=first[-1].id, limit=4)
+    assert [j.id for j in first + rest] == sorted(j.id for j in [*jobs, other])
+    assert await store.changed_jobs(None, await store.feed_position()) == []
+
+
+async def test_positions_stay_gap_free_across_concurrent_writers(
+    store: JobStore, store_factory: StoreFactory | None
+) -> None:
+    stores = [store] if store_factory is None else [store, await store_factory()]
+    await asyncio.gather(*(add(stores[i % len(stores)]) for i in range(30)))
+    positions = [e.pos for e in await store.feed_events(None, 0)]
+    assert positions == list(range(1, 31))
+
+
+async def test_append_many_stores_the_writers_batches_and_refuses_the_rest(
+    store: JobStore,
+) -> None:
+    """One transaction for several jobs; a batch whose job is no longer its writer's (moved on,
+    or leased to another worker) is refused and writes nothing, the others are stored."""
+    for _ in range(3):
+        await add(store)
+    mine = await claim(store, worker="w1")
+    taken = await claim(store, worker="w1")
+    other = await claim(store, worker="w2")
+    before = await store.feed_position()
+    # ``taken`` was recovered and re-claimed by w2 while w1 still thought it ran it.
+    requeued = await store.transition(taken.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
+    assert requeued is not None
+    retaken = await claim(store, worker="w2")
+    assert retaken.id == taken.id
+
+    mine_after, mine_events = progress(mine, 2)
+    stale_after, stale_events = progress(taken, 2)
+    theirs_after, theirs_events = progress(other, 1)
+    outcome = await store.append_many(
+        [
+            Append(mine_after, mine_events, "w1"),
+            Append(stale_after, stale_events, "w1"),  # moved on: seq and lease
+            Append(theirs_after, theirs_events, "w1"),  # the right seq, another's lease
+        ]
+    )
+    assert outcome == [True, False, False]
+    assert await store.get(mine.id) == mine_after
+    assert (await store.get(taken.id)).seq == retaken.seq  # type: ignore[union-attr]
+    assert (await store.get(other.id)) == other
+    assert [e.pos for e in mine_events] == [before + 3, before + 4]
+    assert await store.feed_position() == before + 4
+    assert seqs(await store.events_after(other.id, 0)) == [1, 2]
+    # The lease holder's own batch goes in.
+    assert await store.append_many([Append(theirs_after, theirs_events, "w2")]) == [True]
 
 
 async def test_ping(store: JobStore) -> None:
@@ -892,6 +963,35 @@ async def test_sql_store_adds_the_cost_column_to_an_older_database(
         assert stored == job and stored is not None and stored.cost == 0
         await add(reopened, cost=30)
         assert await reopened.balance("alice") == 970
+    finally:
+        await reopened.close()
+
+
+async def test_sql_store_numbers_the_events_of_an_older_database_in_time_order(
+    backend: str, store: JobStore
+) -> None:
+    """A database from before positions: its events get them in the order of their time, and
+    new events continue after them."""
+    if backend == "memory://":
+        pytest.skip("SQL only")
+    base = monotonic_us() - HOUR_US
+    late = await add(store, cursor=base + 2000)
+    early = await add(store, cursor=base + 1000)
+    assert isinstance(store, SQLStore)
+    async with store.engine.begin() as conn:
+        for index in ("ix_jobstream_events_pos", "ix_jobstream_events_owner_pos"):
+            await conn.execute(sa.text(f"DROP INDEX {index}"))
+        await conn.execute(sa.text("ALTER TABLE jobstream_events DROP COLUMN pos"))
+        await conn.execute(sa.text("DROP TABLE jobstream_positions"))
+    await store.close()
+    reopened = SQLStore(backend)
+    await reopened.start()
+    try:
+        numbered = await reopened.feed_events(None, 0)
+        assert [(e.job_id, e.pos) for e in numbered] == [(early.id, 1), (late.id, 2)]
+        newer = await add(reopened)
+        assert [e.pos for e in await reopened.feed_events(None, 2)] == [3]
+        assert (await reopened.feed_events(None, 2))[0].job_id == newer.id
     finally:
         await reopened.close()
 

@@ -9,7 +9,6 @@ import pytest
 from pydantic import BaseModel
 
 from jobstream.models import EventType, JobStatus
-from jobstream.store import MemoryStore
 from jobstream.testing import JobHarness
 from jobstream.worker.context import JobContext, JobFailed
 from jobstream.worker.registry import Registry
@@ -86,20 +85,25 @@ async def test_progress_is_throttled_at_the_source_and_the_last_report_is_not_lo
     assert stored is not None
 
 
-async def test_store_writes_are_batched() -> None:
-    class CountingStore(MemoryStore):
-        appends = 0
+async def test_store_writes_of_every_running_job_share_transactions() -> None:
+    """Group commit: many jobs reporting at once are stored in far fewer transactions than
+    events (one per pending batch of every job, not one per event or per job)."""
+    reg = Registry()
 
-        async def append(self, job, events):  # type: ignore[no-untyped-def]
-            CountingStore.appends += 1
-            await super().append(job, events)
+    @reg.register("chatty", params=N, progress_interval=0.0)
+    async def chatty(ctx: JobContext, params: N) -> None:
+        for i in range(params.n):
+            ctx.progress(100 * (i + 1) / params.n)
+            await asyncio.sleep(0)
 
-    reg = registry()
-    async with JobHarness(reg, store=CountingStore(), flush_interval=0.1) as h:
-        await h.submit("count", {"n": 2000})
+    async with JobHarness(reg, concurrency=40) as h:
+        for _ in range(40):
+            await h.submit("chatty", {"n": 200})
         await h.run_until_idle()
-    # 2,000 progress events over a few hundred ms land in a handful of transactions.
-    assert CountingStore.appends < 20
+        transactions = h.pool.writer.transactions
+        events = len(h.events_of_all())
+    assert events > 40 * 200
+    assert transactions < events / 10, (transactions, events)
 
 
 async def test_sync_handlers_run_in_a_thread_and_report_steps_and_logs() -> None:

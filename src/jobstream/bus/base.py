@@ -1,10 +1,9 @@
-"""The event bus contract: how events travel from the worker that made them to every reader.
+"""The event bus contract: how events travel from the process that stored them to every reader.
 
-The store is the durable log; the bus is the live path. A worker publishes an event as soon as
-it exists (before the store has it: progress is persisted in batches), so the bus also keeps a
-short in-flight window of recent events that ``recent`` hands to a reader catching up. A reader
-that subscribes, then reads the store, then ``recent``, and skips what it already has, misses
-nothing and repeats nothing.
+The store is the durable log; the bus is the live path. Every event is stored before it is
+published, so the bus keeps nothing for catching up: a reader subscribes first, then reads the
+store, and skips what it already has (by seq for one job, by position for all of a caller's
+jobs); it misses nothing and repeats nothing.
 """
 
 from __future__ import annotations
@@ -44,14 +43,6 @@ class EventBus(abc.ABC):
     @abc.abstractmethod
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Remove a reader; idempotent."""
-
-    @abc.abstractmethod
-    async def recent(self, job_id: str, after_seq: int) -> list[Event]:
-        """The job's events with ``seq > after_seq`` still in the in-flight window, in order."""
-
-    @abc.abstractmethod
-    async def recent_for_owner(self, owner: str | None, after_cursor: int) -> list[Event]:
-        """An owner's (``None``: everyone's) events with ``cursor > after_cursor`` in the window."""
 
     @abc.abstractmethod
     async def publish_control(self, message: dict[str, Any]) -> None:

@@ -1,11 +1,14 @@
-"""The in-process bus: the embedded default, and the local fan-out stage of a remote bus."""
+"""The in-process bus: the embedded default, and the local fan-out stage of a remote bus.
+
+It keeps nothing: every event it carries is already stored (the store's log is what a reader
+catches up from), so delivery is all it does, synchronously, to every subscriber of the event's
+job, its owner, or everything.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,20 +20,13 @@ log = logging.getLogger(__name__)
 
 
 class MemoryBus(EventBus):
-    def __init__(
-        self, *, window_per_job: int = 128, window_jobs: int = 1024, window_total: int = 1024
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self._by_job: dict[str, set[Subscriber]] = {}
         self._by_owner: dict[str, set[Subscriber]] = {}
         self._everything: set[Subscriber] = set()
         self._count = 0
-        self._window_per_job = window_per_job
-        self._window_jobs = window_jobs
-        self._job_windows: OrderedDict[str, deque[Event]] = OrderedDict()
-        self._window: deque[Event] = deque(maxlen=window_total)
         self._control: list[ControlHandler] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         return None
@@ -55,7 +51,6 @@ class MemoryBus(EventBus):
     def deliver(self, events: Sequence[Event]) -> None:
         """Publish synchronously (the hot path; a remote bus calls it for what it receives)."""
         for event in events:
-            self._remember(event)
             for group in (
                 self._by_job.get(event.job_id),
                 self._by_owner.get(event.owner),
@@ -67,19 +62,6 @@ class MemoryBus(EventBus):
                         if subscriber.close_reason == "overflow":
                             self.overflow_disconnects += 1
                             self._discard(subscriber)
-
-    def _remember(self, event: Event) -> None:
-        # The window is bounded twice: events per job, and jobs (least recently active dropped).
-        windows = self._job_windows
-        window = windows.get(event.job_id)
-        if window is None:
-            window = windows[event.job_id] = deque(maxlen=self._window_per_job)
-            if len(windows) > self._window_jobs:
-                windows.popitem(last=False)
-        else:
-            windows.move_to_end(event.job_id)
-        window.append(event)
-        self._window.append(event)
 
     def subscribe(self, subscriber: Subscriber) -> Subscriber:
         if subscriber.job_id is not None:
@@ -101,7 +83,8 @@ class MemoryBus(EventBus):
             key, table = subscriber.owner, self._by_owner
         else:
             if subscriber in self._everything:
-                self._everything.discard(subscriber)
+                # A set mutated while ``deliver`` iterates it would raise: build a new one.
+                self._everything = self._everything - {subscriber}
                 self._count -= 1
             return
         group = table.get(key)
@@ -113,19 +96,6 @@ class MemoryBus(EventBus):
             else:
                 del table[key]
             self._count -= 1
-
-    async def recent(self, job_id: str, after_seq: int) -> list[Event]:
-        window = self._job_windows.get(job_id)
-        if not window:
-            return []
-        return [event for event in window if event.seq > after_seq]
-
-    async def recent_for_owner(self, owner: str | None, after_cursor: int) -> list[Event]:
-        return [
-            event
-            for event in self._window
-            if event.cursor > after_cursor and (owner is None or event.owner == owner)
-        ]
 
     async def publish_control(self, message: dict[str, Any]) -> None:
         await self._dispatch_control(message)

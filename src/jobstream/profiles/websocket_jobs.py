@@ -136,7 +136,7 @@ class SeedJobMessages:
 class SeedFeedMessages(SeedJobMessages):
     """Encoder for ``/ws/jobs``: every job the caller may see; stays open."""
 
-    def feed_snapshot(self, jobs: list[Job], cursor: int) -> None:
+    def feed_snapshot(self, jobs: list[Job], position: int | None) -> None:
         return None  # the seed's /ws/jobs sends live messages only
 
     def ends_with(self, event: Event) -> bool:

@@ -100,7 +100,6 @@ def build_runtime(
             data_dir=settings.data_dir,
             concurrency=settings.workers,
             lease_seconds=settings.lease_seconds,
-            flush_interval=settings.progress_flush_seconds,
             recover_all_on_start=settings.embedded_store,
             shutdown_grace=settings.shutdown_grace_seconds,
             on_finished=lambda job, event: metrics.jobs_finished.labels(

@@ -1,27 +1,37 @@
-"""The job store contract: jobs and each job's event log, durable.
+"""The job store contract: jobs and each job's event log, durable, and one log of every event.
 
 Who writes what:
 - ``create`` writes a new job and its first event (``status_change`` to ``queued``, seq 1).
 - ``claim`` moves the oldest queued job of the given kinds to ``running`` (an event) and gives
   the claiming worker a lease. From then on that worker is the job's only event writer: it
-  numbers events itself and hands them over in batches through ``append``, which refuses
-  (``StaleJob``) if the stored job moved meanwhile (its lease expired and it was recovered).
+  numbers events itself and hands them over through ``append_many`` (one transaction for the
+  batches of every job a worker runs), which stores a job's batch only if the stored job is still
+  ``running`` at the seq before it and leased to that worker (``False`` otherwise: the lease
+  expired and the job was recovered or taken over). A writer whose lease was taken can write
+  nothing more: a reader never sees two runs interleaved.
 - ``transition`` is for every other status move (cancel of a queued job, recovery of a job
   whose worker died): an atomic read-check-write that builds the event from the current row.
 - ``request_cancel`` only sets a flag; the worker ends the job at its next checkpoint.
+
+Stored before published: every event is stored (committed) before anyone publishes it, so a seq
+a reader saw is durable and always means the same event, whatever crashes afterwards.
+
+Positions: every stored event gets ``pos``, its place in one log of all events, assigned in
+commit order without gaps (one counter row, updated in each writing transaction, so concurrent
+writers, in any number of processes, commit positions in order). ``feed_events`` reads an
+owner's events after a position: the all-jobs streams resume from it on any instance.
 
 Credits: a job's ``cost`` (its kind's price) is debited from the owner's balance by ``create``, in
 the same transaction as the insert, and only if the balance covers it (``InsufficientCredits``
 otherwise, and nothing is stored): a balance never goes negative, however many submits race. A
 new owner's balance starts at ``initial_credits``. The cost comes back in the same transaction
-that stores the job's ``failed`` or ``cancelled`` event (``append`` or ``transition``); a job
+that stores the job's ``failed`` or ``cancelled`` event (``append_many`` or ``transition``); a job
 has one terminal event, so it is refunded at most once.
 
-Publishing ahead of storing: a worker publishes an event before ``append`` stores it, but never
-past the job's ``seq_reserved``, which it raises in its ``append`` batches (``claim`` grants the
-first ``publish_ahead``). If the worker dies, the next ``transition`` or ``claim`` of the job first
-fills the seqs up to ``seq_reserved`` (``Job.fill_reserved``): a seq that readers may have seen is
-never reused for another event, and the log stays gap-free.
+``seq_reserved``: earlier versions published progress ahead of storing it, up to a reserved seq.
+A job left with ``seq_reserved > seq`` by such a version has its reserved seqs filled
+(``Job.fill_reserved``) by its next ``transition`` or ``claim``, so a seq that readers may have
+seen is never reused.
 
 Each job's log is bounded: past ``max_events_per_job``, the oldest progress and log events are
 trimmed; status changes and the terminal event are always kept. ``events_after`` says when the
@@ -64,13 +74,22 @@ class JobPage:
     next_cursor: str | None
 
 
+@dataclass(slots=True, frozen=True)
+class Append:
+    """One job's batch for ``append_many``: ``events`` (consecutive seqs) and ``job``, the
+    snapshot after them, written by ``worker`` (the lease holder; ``None``: not fenced)."""
+
+    job: Job
+    events: Sequence[Event]
+    worker: str | None = None
+
+
 EventFactory = Callable[[Job], Event]
 
 
 class JobStore(abc.ABC):
     max_events_per_job: int = 1000
     initial_credits: int = 1000
-    publish_ahead: int = 16
     """The balance an owner's account starts with (``JOBSTREAM_INITIAL_CREDITS``)."""
 
     @abc.abstractmethod
@@ -114,13 +133,21 @@ class JobStore(abc.ABC):
         """Jobs newest first (``owner=None``: everyone's); ``cursor`` continues a previous page."""
 
     @abc.abstractmethod
-    async def append(self, job: Job, events: Sequence[Event]) -> None:
-        """Store ``events`` (consecutive seqs) and ``job``, the snapshot after them, atomically.
+    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
+        """Store every batch whose job is still the writer's, in one transaction; ``True`` for
+        each batch stored, ``False`` for each refused (nothing of it is written).
 
-        Raises ``StaleJob`` unless the stored job is ``running`` with ``seq == events[0].seq - 1``.
-        If ``job`` ends ``failed`` or ``cancelled``, its stored cost is refunded in the same
-        transaction.
+        A batch is the writer's when the stored job is ``running`` with ``seq ==
+        events[0].seq - 1`` and (``worker`` given) is leased to ``worker``. Each stored event
+        gets its ``pos``. A batch whose ``job`` ends ``failed`` or ``cancelled`` refunds the
+        stored cost in the same transaction.
         """
+
+    async def append(self, job: Job, events: Sequence[Event], worker: str | None = None) -> None:
+        """``append_many`` for one batch; raises ``StaleJob`` when it is refused."""
+        (stored,) = await self.append_many([Append(job, events, worker)])
+        if not stored:
+            raise StaleJob(job.id)
 
     @abc.abstractmethod
     async def transition(
@@ -165,8 +192,19 @@ class JobStore(abc.ABC):
         trimmed from the log (the reader should take a snapshot instead)."""
 
     @abc.abstractmethod
-    async def owner_events_after(
-        self, owner: str | None, after_cursor: int, limit: int = 1000
+    async def feed_events(
+        self, owner: str | None, after_pos: int, limit: int = 1000
     ) -> list[Event]:
-        """An owner's (``None``: everyone's) stored events with ``cursor > after_cursor``,
-        ordered by cursor."""
+        """An owner's (``None``: everyone's) stored events with ``pos > after_pos``, by ``pos``."""
+
+    @abc.abstractmethod
+    async def feed_position(self) -> int:
+        """The highest ``pos`` stored so far (0 before the first event)."""
+
+    @abc.abstractmethod
+    async def changed_jobs(
+        self, owner: str | None, after_pos: int, *, after_id: str = "", limit: int = 500
+    ) -> list[Job]:
+        """An owner's (``None``: everyone's) jobs with stored events at ``pos > after_pos``,
+        ordered by id, from ids above ``after_id`` (the previous page's last), at most
+        ``limit``."""

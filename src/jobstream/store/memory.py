@@ -12,11 +12,11 @@ from jobstream.errors import BadRequest
 from jobstream.models import MAX_POSITION, Event, EventType, Job, JobStatus, monotonic_us
 from jobstream.store.base import (
     REFUNDED_STATUSES,
+    Append,
     EventFactory,
     InsufficientCredits,
     JobPage,
     JobStore,
-    StaleJob,
 )
 
 _KEPT = frozenset(
@@ -52,6 +52,7 @@ class MemoryStore(JobStore):
         self._events: dict[str, list[Event]] = {}
         self._leases: dict[str, tuple[str, int]] = {}
         self._credits: dict[str, int] = {}
+        self._pos = 0
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -73,7 +74,8 @@ class MemoryStore(JobStore):
                     raise InsufficientCredits(job.owner, job.kind, job.cost, balance)
                 self._credits[job.owner] = balance - job.cost
             self._jobs[job.id] = job
-            self._events[job.id] = [event]
+            self._events[job.id] = []
+            self._store_events([event])
 
     async def balance(self, owner: str) -> int:
         return self._credits.get(owner, self.initial_credits)
@@ -112,21 +114,39 @@ class MemoryStore(JobStore):
         more = len(jobs) > limit
         return JobPage(page, encode_cursor(created_us(page[-1]), page[-1].id) if more else None)
 
-    async def append(self, job: Job, events: Sequence[Event]) -> None:
+    def _store_events(self, events: Sequence[Event]) -> None:
+        """Give each event its position (in order) and add it to its job's log."""
+        for event in events:
+            self._pos += 1
+            event.pos = self._pos
+            self._events[event.job_id].append(event)
+
+    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
         async with self._lock:
-            stored = self._jobs.get(job.id)
-            first = events[0].seq if events else job.seq
-            if stored is None or stored.status is not JobStatus.RUNNING or stored.seq != first - 1:
-                raise StaleJob(job.id)
-            self._jobs[job.id] = replace(
-                job, cancel_requested=stored.cancel_requested, cost=stored.cost
-            )
-            self._refund(stored, job)
-            log = self._events[job.id]
-            log.extend(events)
-            if job.status.terminal:
-                self._leases.pop(job.id, None)
-            self._trim(job.id)
+            outcome = []
+            for batch in batches:
+                job, events = batch.job, batch.events
+                stored = self._jobs.get(job.id)
+                first = events[0].seq if events else job.seq
+                lease = self._leases.get(job.id)
+                ours = (
+                    stored is not None
+                    and stored.status is JobStatus.RUNNING
+                    and stored.seq == first - 1
+                    and (batch.worker is None or (lease is not None and lease[0] == batch.worker))
+                )
+                outcome.append(ours)
+                if not ours or stored is None:
+                    continue
+                self._jobs[job.id] = replace(
+                    job, cancel_requested=stored.cancel_requested, cost=stored.cost
+                )
+                self._refund(stored, job)
+                self._store_events(events)
+                if job.status.terminal:
+                    self._leases.pop(job.id, None)
+                self._trim(job.id)
+            return outcome
 
     def _trim(self, job_id: str) -> None:
         log = self._events[job_id]
@@ -144,15 +164,14 @@ class MemoryStore(JobStore):
                 return None
             return self._apply(job, make_event)
 
-    def _apply(self, stored: Job, make_event: EventFactory, reserve: int = 0) -> tuple[Job, Event]:
+    def _apply(self, stored: Job, make_event: EventFactory) -> tuple[Job, Event]:
         job, fillers = stored.fill_reserved()
         event = make_event(job)
         if event.seq != job.seq + 1:
             raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
-        after = job.apply(event)
-        after = replace(after, seq_reserved=after.seq + reserve)
+        after = replace(job.apply(event), seq_reserved=event.seq)
         self._jobs[job.id] = after
-        self._events[job.id].extend([*fillers, event])
+        self._store_events([*fillers, event])
         self._refund(job, after)
         if after.status is not JobStatus.RUNNING:
             self._leases.pop(job.id, None)
@@ -169,7 +188,7 @@ class MemoryStore(JobStore):
             if not queued:
                 return None
             job = min(queued, key=lambda j: (created_us(j), j.id))
-            claimed = self._apply(job, make_event, self.publish_ahead)
+            claimed = self._apply(job, make_event)
             self._leases[job.id] = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
             return claimed
 
@@ -218,14 +237,30 @@ class MemoryStore(JobStore):
                 return None
         return wanted[:limit]
 
-    async def owner_events_after(
-        self, owner: str | None, after_cursor: int, limit: int = 1000
+    async def feed_events(
+        self, owner: str | None, after_pos: int, limit: int = 1000
     ) -> list[Event]:
         found = [
             e
             for log in self._events.values()
             for e in log
-            if e.cursor > after_cursor and (owner is None or e.owner == owner)
+            if e.pos is not None and e.pos > after_pos and (owner is None or e.owner == owner)
         ]
-        found.sort(key=lambda e: e.cursor)
-        return found[:limit]
+        found.sort(key=lambda e: e.pos or 0)
+        return found[: max(limit, 0)]
+
+    async def feed_position(self) -> int:
+        return self._pos
+
+    async def changed_jobs(
+        self, owner: str | None, after_pos: int, *, after_id: str = "", limit: int = 500
+    ) -> list[Job]:
+        ids = sorted(
+            job_id
+            for job_id, log in self._events.items()
+            if job_id > after_id
+            and log
+            and (owner is None or self._jobs[job_id].owner == owner)
+            and any(e.pos is not None and e.pos > after_pos for e in log)
+        )
+        return [self._jobs[job_id] for job_id in ids[: max(limit, 0)]]

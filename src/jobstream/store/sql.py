@@ -41,12 +41,14 @@ from jobstream import codec
 from jobstream.models import Artifact, Event, EventType, Job, JobStatus, monotonic_us
 from jobstream.store.base import (
     REFUNDED_STATUSES,
+    Append,
     EventFactory,
     InsufficientCredits,
     JobPage,
     JobStore,
     StaleJob,
 )
+from jobstream.store.batch import SQLiteBatchWriter, append_many_postgres, plan
 from jobstream.store.memory import created_us, decode_cursor, encode_cursor
 
 __all__ = ["SQLStore", "normalize_url"]
@@ -105,10 +107,20 @@ events_table = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("owner", sa.String, nullable=False),
     sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("cursor", sa.BigInteger, nullable=False),
+    # The event's time in microseconds (the column kept its first name).
+    sa.Column("cursor", sa.BigInteger, nullable=False, key="ts_us"),
     sa.Column("data", sa.JSON, nullable=False),
-    sa.Index("ix_jobstream_events_owner_cursor", "owner", "cursor"),
-    sa.Index("ix_jobstream_events_cursor", "cursor"),
+    # Place in the log of every event: assigned from ``jobstream_positions`` at commit.
+    sa.Column("pos", sa.BigInteger, nullable=True),
+    sa.Index("ix_jobstream_events_pos", "pos", unique=True),
+    sa.Index("ix_jobstream_events_owner_pos", "owner", "pos"),
+)
+
+positions_table = sa.Table(
+    "jobstream_positions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )
 
 accounts_table = sa.Table(
@@ -122,6 +134,8 @@ accounts_table = sa.Table(
 _J = jobs_table.c
 _E = events_table.c
 _A = accounts_table.c
+_P = positions_table.c
+_EVENTS_POSITION = "events"
 
 # Trimming removes only these; status changes and terminal events stay for good.
 _TRIMMABLE = (EventType.PROGRESS.value, EventType.LOG.value)
@@ -237,8 +251,9 @@ def _event_to_row(event: Event) -> dict[str, Any]:
         "seq": event.seq,
         "owner": event.owner,
         "type": event.type.value,
-        "cursor": event.cursor,
+        "ts_us": event.ts_us,
         "data": event.data,
+        "pos": event.pos,
     }
 
 
@@ -249,7 +264,8 @@ def _row_to_event(row: RowMapping) -> Event:
         seq=int(row["seq"]),
         type=EventType(row["type"]),
         data=row["data"],
-        cursor=int(row["cursor"]),
+        ts_us=int(row["ts_us"]),
+        pos=None if row["pos"] is None else int(row["pos"]),
     )
 
 
@@ -301,6 +317,7 @@ class SQLStore(JobStore):
         self._serialise_reads = self._sqlite and _sqlite_in_memory(self.url)
         self._write_lock = asyncio.Lock()
         self._engine: AsyncEngine | None = None
+        self._batch_writer: SQLiteBatchWriter | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -327,13 +344,18 @@ class SQLStore(JobStore):
     async def start(self) -> None:
         if self._engine is None:
             self._engine = self._make_engine()
+        if self._sqlite and not self._serialise_reads and self._batch_writer is None:
+            self._batch_writer = SQLiteBatchWriter(
+                self.url.database or "", _job_state_values, lambda: self.max_events_per_job
+            )
         async with self._write() as conn:
             await conn.run_sync(metadata.create_all, checkfirst=True)
-            await conn.run_sync(self._add_missing_columns)
+            await conn.run_sync(self._migrate)
 
-    def _add_missing_columns(self, conn: sa.Connection) -> None:
-        """Bring a database made by an earlier version up to date (these columns came later)."""
-        columns = {c["name"] for c in sa.inspect(conn).get_columns(jobs_table.name)}
+    def _migrate(self, conn: sa.Connection) -> None:
+        """Bring a database made by an earlier version up to date (these came later)."""
+        inspector = sa.inspect(conn)
+        columns = {c["name"] for c in inspector.get_columns(jobs_table.name)}
         exists = "" if self._sqlite else "IF NOT EXISTS "
         for name in ("cost", "seq_reserved"):
             if name not in columns:
@@ -343,9 +365,33 @@ class SQLStore(JobStore):
                         f"{name} INTEGER NOT NULL DEFAULT 0"
                     )
                 )
+        events = events_table.name
+        if "pos" not in {c["name"] for c in inspector.get_columns(events)}:
+            # Positions for the events stored so far, in the order of their time.
+            conn.execute(sa.text(f"ALTER TABLE {events} ADD COLUMN pos BIGINT"))
+            conn.execute(
+                sa.text(
+                    f"UPDATE {events} SET pos = numbered.n FROM (SELECT job_id AS j, seq AS s, "
+                    f'ROW_NUMBER() OVER (ORDER BY "cursor", job_id, seq) AS n FROM {events}) '
+                    f"AS numbered WHERE {events}.job_id = numbered.j AND {events}.seq = numbered.s"
+                )
+            )
+        for index in events_table.indexes:
+            index.create(conn, checkfirst=True)
+        top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(_E.pos), 0))).scalar_one()
+        dialect = sqlite_dialect if self._sqlite else pg_dialect
+        conn.execute(
+            dialect.insert(positions_table)
+            .values(name=_EVENTS_POSITION, value=int(top))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
+        writer, self._batch_writer = self._batch_writer, None
+        if writer is not None:
+            async with self._write_lock:
+                await writer.close()
         if engine is None:
             return
         # Let this process's write in progress (SQLite) finish before the connections go.
@@ -378,8 +424,23 @@ class SQLStore(JobStore):
     # --- shared pieces ----------------------------------------------------------------------
 
     async def _insert_events(self, conn: AsyncConnection, events: Sequence[Event]) -> None:
-        if events:
-            await conn.execute(events_table.insert(), [_event_to_row(e) for e in events])
+        """Insert ``events`` with the next positions, in order. The counter row is updated in
+        this transaction: a concurrent writer (any process) waits for it until this one commits,
+        so positions commit in order and without gaps. Call it last, just before the commit,
+        so the row is held briefly."""
+        if not events:
+            return
+        top = (
+            await conn.execute(
+                positions_table.update()
+                .where(_P.name == _EVENTS_POSITION)
+                .values(value=_P.value + len(events))
+                .returning(_P.value)
+            )
+        ).scalar_one()
+        for offset, event in enumerate(events, start=top - len(events) + 1):
+            event.pos = offset
+        await conn.execute(events_table.insert(), [_event_to_row(e) for e in events])
 
     async def _trim(self, conn: AsyncConnection, job_id: str, latest_seq: int) -> None:
         # Events at or below the floor go (but status changes and terminal events): a single
@@ -399,17 +460,16 @@ class SQLStore(JobStore):
         stored: Job,
         make_event: EventFactory,
         lease: tuple[str, int] | None = None,
-        reserve: int = 0,
     ) -> tuple[Job, Event] | None:
         """Store ``make_event(job)`` and the snapshot after it, where ``job`` is the stored row
-        with a dead worker's reserved seqs filled; only if the row is still at ``stored``'s status
-        and seq (``None`` if it moved: only without a row lock, i.e. another process on SQLite).
-        ``reserve`` grants the next writer that many seqs to publish ahead of storing."""
+        with the reserved seqs an earlier version left filled; only if the row is still at
+        ``stored``'s status and seq (``None`` if it moved: only without a row lock, i.e. another
+        process on SQLite)."""
         job, fillers = stored.fill_reserved()
         event = make_event(job)
         if event.seq != job.seq + 1:
             raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
-        after = replace(job.apply(event), seq_reserved=event.seq + reserve)
+        after = replace(job.apply(event), seq_reserved=event.seq)
         values = _job_state_values(after)
         if lease is not None:
             values["lease_owner"], values["lease_until_us"] = lease
@@ -422,10 +482,10 @@ class SQLStore(JobStore):
         )
         if updated.rowcount != 1:
             return None
-        await conn.execute(events_table.insert(), [_event_to_row(e) for e in [*fillers, event]])
         await self._trim(conn, job.id, event.seq)
         if not job.status.terminal and after.status in REFUNDED_STATUSES:
             await self._refund(conn, job.id, job.owner)
+        await self._insert_events(conn, [*fillers, event])
         return after, event
 
     # --- credits ----------------------------------------------------------------------------
@@ -528,28 +588,38 @@ class SQLStore(JobStore):
         next_cursor = encode_cursor(rows[limit - 1]["created_us"], page[-1].id) if more else None
         return JobPage(page, next_cursor)
 
-    async def append(self, job: Job, events: Sequence[Event]) -> None:
-        first = events[0].seq if events else job.seq
-        values = _job_state_values(job)
-        if job.status.terminal:
-            values["lease_owner"] = values["lease_until_us"] = None
-        async with self._write() as conn:
-            # The stored cancel flag is not written: a cancel request that lands meanwhile stays.
-            updated = await conn.execute(
-                jobs_table.update()
-                .where(
-                    _J.id == job.id,
-                    _J.status == JobStatus.RUNNING.value,
-                    _J.seq == first - 1,
+    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
+        if not batches:
+            return []
+        if self._batch_writer is not None:
+            async with self._write_lock:
+                return await self._batch_writer.append_many(batches)
+        if not self._sqlite:
+            async with self._write() as conn:
+                raw = await conn.get_raw_connection()
+                return await append_many_postgres(
+                    raw.driver_connection, batches, _job_state_values, self.max_events_per_job
                 )
-                .values(values)
-            )
-            if updated.rowcount != 1:
-                raise StaleJob(job.id)
-            await self._insert_events(conn, events)
-            await self._trim(conn, job.id, max(job.seq, events[-1].seq if events else 0))
-            if job.status in REFUNDED_STATUSES:  # the stored job was running: this ends it
-                await self._refund(conn, job.id, job.owner)
+        return await self._append_many_sqlalchemy(batches)
+
+    async def _append_many_sqlalchemy(self, batches: Sequence[Append]) -> list[bool]:
+        """For an in-memory SQLite database (one shared connection: no second one can see it)."""
+        ids = sorted({batch.job.id for batch in batches})
+        check = sa.select(_J.id, _J.status, _J.seq, _J.lease_owner, _J.lease_until_us).where(
+            _J.id.in_(ids)
+        )
+        async with self._write() as conn:
+            stored = {row.id: row._asdict() for row in await conn.execute(check)}
+            todo = plan(stored, batches, _job_state_values, self.max_events_per_job)
+            if todo.rows:
+                rows = [{**row, "_id": row.pop("id")} for row in todo.rows]
+                await conn.execute(jobs_table.update().where(_J.id == sa.bindparam("_id")), rows)
+            for job_id, floor in todo.trims:
+                await self._trim(conn, job_id, floor + self.max_events_per_job)
+            for job_id, owner in todo.refunds:
+                await self._refund(conn, job_id, owner)
+            await self._insert_events(conn, todo.events)
+        return todo.outcome
 
     async def transition(
         self, job_id: str, allowed_from: Collection[JobStatus], make_event: EventFactory
@@ -592,7 +662,7 @@ class SQLStore(JobStore):
                     return None
                 job = _row_to_job(row)
                 lease = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
-                done = await self._apply(conn, job, make_event, lease, self.publish_ahead)
+                done = await self._apply(conn, job, make_event, lease)
                 if done is not None:
                     return done
             # Another process took this one between our read and our write: look again.
@@ -682,13 +752,32 @@ class SQLStore(JobStore):
             return None
         return events
 
-    async def owner_events_after(
-        self, owner: str | None, after_cursor: int, limit: int = 1000
+    async def feed_events(
+        self, owner: str | None, after_pos: int, limit: int = 1000
     ) -> list[Event]:
-        query = sa.select(events_table).where(_E.cursor > after_cursor)
+        query = sa.select(events_table).where(_E.pos > after_pos)
         if owner is not None:
             query = query.where(_E.owner == owner)
-        query = query.order_by(_E.cursor, _E.job_id, _E.seq).limit(max(limit, 0))
+        query = query.order_by(_E.pos).limit(max(limit, 0))
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_row_to_event(row) for row in rows]
+
+    async def feed_position(self) -> int:
+        async with self._read() as conn:
+            value = (
+                await conn.execute(sa.select(_P.value).where(_P.name == _EVENTS_POSITION))
+            ).scalar_one_or_none()
+        return int(value or 0)
+
+    async def changed_jobs(
+        self, owner: str | None, after_pos: int, *, after_id: str = "", limit: int = 500
+    ) -> list[Job]:
+        changed = sa.select(_E.job_id).where(_E.pos > after_pos, _E.job_id > after_id)
+        if owner is not None:
+            changed = changed.where(_E.owner == owner)
+        ids = changed.distinct().order_by(_E.job_id).limit(max(limit, 0)).scalar_subquery()
+        query = sa.select(jobs_table).where(_J.id.in_(ids)).order_by(_J.id)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_row_to_job(row) for row in rows]

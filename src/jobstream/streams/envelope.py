@@ -28,8 +28,9 @@ def snapshot_envelope(job: Job, links: Links) -> bytes:
     )
 
 
-def feed_snapshot_envelope(jobs: list[Job], cursor: int, links: Links) -> bytes:
-    """The first message of an all-jobs stream: the recent jobs, and the cursor to resume from."""
+def feed_snapshot_envelope(jobs: list[Job], cursor: int | None, links: Links) -> bytes:
+    """Several jobs at once on an all-jobs stream (its first message, or what stands for the
+    events a long-away client skips), and the cursor to resume from (``None``: more follow)."""
     return codec.dumps(
         {
             "type": "snapshot",
@@ -49,7 +50,7 @@ def event_envelope(event: Event, links: Links, *, cursor: bool = False) -> bytes
         return event.encoded
     body: dict[str, Any] = event.envelope()
     if cursor:
-        body["cursor"] = event.cursor
+        body["cursor"] = event.pos
     output = body["data"].get("output_path") if event.type is EventType.COMPLETED else None
     if links.base and isinstance(output, str) and output.startswith("/"):
         body["data"] = {**body["data"], "output_path": links.url(output)}

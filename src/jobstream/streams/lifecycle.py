@@ -24,12 +24,17 @@ from typing import Any, Protocol
 
 from jobstream.bus.base import EventBus
 from jobstream.bus.subscriber import Subscriber, Wake
-from jobstream.models import Event, Job, monotonic_us
+from jobstream.models import Event, Job
 from jobstream.server.metrics import Metrics
 from jobstream.settings import Settings
 from jobstream.store.base import JobStore
 
 log = logging.getLogger(__name__)
+
+FEED_PAGE = 1000
+"""Events read from the store at a time while an all-jobs stream catches up."""
+FEED_SNAPSHOT_PAGE = 500
+"""Jobs per ``snapshot`` message when a catch-up goes past its bound."""
 
 
 class StreamLimit(Exception):
@@ -52,9 +57,11 @@ class Encoder(Protocol):
 
 
 class FeedEncoder(Encoder, Protocol):
-    """An all-jobs stream's encoder: it also writes the opening ``snapshot`` of recent jobs."""
+    """An all-jobs stream's encoder: it also writes ``snapshot`` messages of several jobs (the
+    opening one; those standing for events skipped past the catch-up bound). ``position`` is the
+    place in the log they bring the client to; ``None`` on a page that is not the last."""
 
-    def feed_snapshot(self, jobs: list[Job], cursor: int) -> Any | None: ...
+    def feed_snapshot(self, jobs: list[Job], position: int | None) -> Any | None: ...
 
 
 @dataclass(slots=True)
@@ -226,43 +233,19 @@ class StreamHub:
 
     # -- catch-up -----------------------------------------------------------------------------
 
-    async def live_job(self, job: Job) -> tuple[Job, list[Event]]:
-        """The stored job brought up to date with the bus's in-flight events, and those events."""
-        recent = await self.bus.recent(job.id, job.seq)
-        for event in recent:
-            job = job.apply(event)
-        return job, recent
-
     async def catch_up(self, job: Job, after_seq: int | None) -> tuple[Job, list[Event] | None]:
-        """``(live job, events after after_seq)``; events ``None`` means: send a snapshot."""
-        live, recent = await self.live_job(job)
-        if after_seq is None:
+        """``(job, events after after_seq)`` read after the stream subscribed; events ``None``
+        means: send a snapshot (a fresh connect, a position the log no longer holds, or one
+        beyond it)."""
+        live = await self.store.get(job.id) or job
+        if after_seq is None or after_seq > live.seq:
             return live, None
-        # The store may already hold events the snapshot above predates (a claim commits
-        # before it is published), so take every contiguous event after ``after_seq`` there is.
         stored = await self.store.events_after(job.id, after_seq)
-        if stored is None:
+        if stored is None or (stored[-1].seq if stored else after_seq) < live.seq:
             return live, None
-        events: dict[int, Event] = {e.seq: e for e in stored}
-        for event in recent:
-            events.setdefault(event.seq, event)
-        ordered = [events[seq] for seq in sorted(events) if seq > after_seq]
-        if [e.seq for e in ordered] != list(range(after_seq + 1, after_seq + 1 + len(ordered))):
-            return live, None
-        if (ordered[-1].seq if ordered else after_seq) < live.seq:
-            return live, None
-        for event in ordered:
+        for event in stored:
             live = live.apply(event)
-        return live, ordered
-
-    async def feed_catch_up(self, owner: str | None, after_cursor: int) -> list[Event]:
-        """An owner's (``None``: everyone's) events after a cursor: the store's log merged with
-        the bus's in-flight window, each (job, seq) once, in cursor order."""
-        stored = await self.store.owner_events_after(owner, after_cursor)
-        merged = {(e.job_id, e.seq): e for e in stored}
-        for event in await self.bus.recent_for_owner(owner, after_cursor):
-            merged.setdefault((event.job_id, event.seq), event)
-        return sorted(merged.values(), key=lambda e: (e.cursor, e.job_id, e.seq))
+        return live, stored
 
     # -- the send loop ------------------------------------------------------------------------
 
@@ -303,49 +286,83 @@ class StreamHub:
         self,
         handle: StreamHandle,
         owner: str | None,
-        after_cursor: int | None,
+        after_pos: int | None,
         encoder: FeedEncoder,
         recent_jobs: Callable[[], Awaitable[list[Job]]],
     ) -> AsyncIterator[list[Any]]:
-        """An all-jobs stream (``owner`` ``None``: everyone's), subscribed by ``open``: on a fresh
-        connect the encoder's ``feed_snapshot`` of ``recent_jobs()``, on a resume the events after
-        ``after_cursor``; then live events, unending."""
-        first: list[Any] = []
-        backlog: list[Event] = []
-        if after_cursor is None:
-            cursor = monotonic_us()
-            unit = encoder.feed_snapshot(await recent_jobs(), cursor)
-            if unit is not None:
-                first.append(unit)
-        else:
-            backlog = await self.feed_catch_up(owner, after_cursor)
-        return self._feed_stream(handle, first, backlog, encoder)
+        """An all-jobs stream (``owner`` ``None``: everyone's), subscribed by ``open``.
+
+        Fresh: the encoder's ``feed_snapshot`` of ``recent_jobs()`` at the store's current
+        position. Resumed: every event after ``after_pos``, read from the store page by page; past
+        ``feed_catch_up_limit`` events, a snapshot of every job whose events are skipped instead
+        (``snapshot`` messages of at most ``FEED_SNAPSHOT_PAGE`` jobs; only the last carries the
+        position to resume from). Never a silent gap. Then live events, unending."""
+        return self._feed_stream(handle, owner, after_pos, encoder, recent_jobs)
 
     async def _feed_stream(
-        self, handle: StreamHandle, first: list[Any], backlog: list[Event], encoder: Encoder
+        self,
+        handle: StreamHandle,
+        owner: str | None,
+        after_pos: int | None,
+        encoder: FeedEncoder,
+        recent_jobs: Callable[[], Awaitable[list[Job]]],
     ) -> AsyncIterator[list[Any]]:
-        """Batches for an all-jobs stream: ``first`` units, the backlog, then live, unending."""
-        seen: dict[str, int] = {}
-        units = list(first)
-        for event in backlog:
-            if event.seq > seen.get(event.job_id, 0):
-                seen[event.job_id] = event.seq
-                units.extend(self._encode(encoder, event))
-        if units:
-            yield units
+        store = self.store
+        if after_pos is None:
+            position = await store.feed_position()
+            unit = encoder.feed_snapshot(await recent_jobs(), position)
+            if unit is not None:
+                yield [unit]
+        else:
+            position = after_pos
+            replayed = 0
+            limit = self.settings.feed_catch_up_limit
+            while not handle.subscriber.closed:
+                page = await store.feed_events(owner, position, FEED_PAGE)
+                if not page:
+                    break
+                if replayed + len(page) > limit:
+                    # Read first: every job read after it is at least as new as this position.
+                    top = await store.feed_position()
+                    async for snapshots in self._feed_snapshots(owner, position, top, encoder):
+                        yield snapshots
+                    position = top
+                    break
+                units: list[Any] = []
+                for event in page:
+                    units.extend(self._encode(encoder, event))
+                replayed += len(page)
+                position = page[-1].pos or position
+                if units:
+                    yield units
+                if len(page) < FEED_PAGE:
+                    break
+        boundary = position
 
         def fresh(event: Event) -> bool:
-            if event.seq <= seen.get(event.job_id, 0):
-                return False
-            seen[event.job_id] = event.seq
-            if event.type.terminal:
-                seen.pop(event.job_id, None)
-            return True
+            # Everything at or below the boundary was in the snapshot or the replay.
+            return event.pos is None or event.pos > boundary
 
         async for batch in self._live(handle, encoder, fresh, end_on_terminal=False):
             yield batch.units
             if batch.ended:
                 return
+
+    async def _feed_snapshots(
+        self, owner: str | None, after_pos: int, top: int, encoder: FeedEncoder
+    ) -> AsyncIterator[list[Any]]:
+        """Snapshots of every job with events after ``after_pos``, in pages; the last page is
+        marked with ``top``, the position they bring the client to."""
+        store = self.store
+        page = await store.changed_jobs(owner, after_pos, limit=FEED_SNAPSHOT_PAGE)
+        while page:
+            following = await store.changed_jobs(
+                owner, after_pos, after_id=page[-1].id, limit=FEED_SNAPSHOT_PAGE
+            )
+            unit = encoder.feed_snapshot(page, top if not following else None)
+            if unit is not None:
+                yield [unit]
+            page = following
 
     @staticmethod
     def _encode(encoder: Encoder, event: Event) -> list[Any]:
@@ -384,7 +401,7 @@ class StreamHub:
                     break
             if events:
                 delivered.inc(len(events))
-                latency.observe(max(time.time() - events[-1].cursor / 1e6, 0.0))
+                latency.observe(max(time.time() - events[-1].ts_us / 1e6, 0.0))
             if not ended and flags & Wake.TIMEOUT:
                 unit = encoder.timeout()
                 if unit is not None:

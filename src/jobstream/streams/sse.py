@@ -76,13 +76,12 @@ class CanonicalFeedSSE(CanonicalSSE):
         self._cache = f"sse-feed{links.base}"
 
     def _frame(self, event: Event) -> bytes:
-        return sse_frame(
-            event_envelope(event, self._links), event=event.type.value, id=event.cursor
-        )
+        return sse_frame(event_envelope(event, self._links), event=event.type.value, id=event.pos)
 
-    def feed_snapshot(self, jobs: list[Job], cursor: int) -> bytes:
-        body = feed_snapshot_envelope(jobs, cursor, self._links)
-        return sse_frame(body, event="snapshot", id=cursor)
+    def feed_snapshot(self, jobs: list[Job], position: int | None) -> bytes:
+        # Without an ``id:`` line the client's last event id stays where it was.
+        body = feed_snapshot_envelope(jobs, position, self._links)
+        return sse_frame(body, event="snapshot", id=position)
 
     def ends_with(self, event: Event) -> bool:
         return False

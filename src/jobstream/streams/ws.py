@@ -86,8 +86,8 @@ class CanonicalFeedWS(CanonicalWS):
     def _text(self, event: Event) -> str:
         return event_envelope(event, self._links, cursor=True).decode()
 
-    def feed_snapshot(self, jobs: list[Job], cursor: int) -> str:
-        return feed_snapshot_envelope(jobs, cursor, self._links).decode()
+    def feed_snapshot(self, jobs: list[Job], position: int | None) -> str:
+        return feed_snapshot_envelope(jobs, position, self._links).decode()
 
     def ends_with(self, event: Event) -> bool:
         return False

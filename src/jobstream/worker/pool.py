@@ -27,7 +27,7 @@ from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
 from jobstream.store.base import JobStore
 from jobstream.worker.context import JobCancelled, JobContext, JobFailed
 from jobstream.worker.registry import JobKind, Registry
-from jobstream.worker.reporter import JobReporter
+from jobstream.worker.reporter import EventWriter, JobReporter
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ class WorkerPool:
         kinds: Collection[str] | None = None,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
-        flush_interval: float = 0.1,
         recover_all_on_start: bool = False,
         shutdown_grace: float = 3.0,
         on_finished: Callable[[Job, Event], Any] | None = None,
@@ -86,11 +85,11 @@ class WorkerPool:
         self.kinds = list(kinds) if kinds is not None else None
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
-        self.flush_interval = flush_interval
         self.recover_all_on_start = recover_all_on_start
         self.shutdown_grace = shutdown_grace
         self.on_finished = on_finished
         self.worker_id = f"w-{secrets.token_hex(6)}"
+        self.writer = EventWriter(store, bus, self.worker_id)
         self._running: dict[str, _Running] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -101,6 +100,7 @@ class WorkerPool:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.writer.start()
         self.bus.on_control(self._on_control)
         if self.recover_all_on_start:
             for job in await self.store.running_jobs():
@@ -132,6 +132,7 @@ class WorkerPool:
                 if running.task in pending:
                     running.task.cancel()
                     await self._interrupt(running)
+        await self.writer.stop()
 
     def notify(self) -> None:
         """A job was queued: look for work now rather than at the next poll."""
@@ -172,9 +173,7 @@ class WorkerPool:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
 
     def _start(self, job: Job) -> None:
-        reporter = JobReporter(
-            job, store=self.store, bus=self.bus, flush_interval=self.flush_interval
-        )
+        reporter = JobReporter(job, self.writer)
         running = _Running(job.id, None, reporter)
         self._running[job.id] = running
         self._idle.clear()

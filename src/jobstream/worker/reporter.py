@@ -1,22 +1,18 @@
-"""``JobReporter``: the single writer of a running job's events.
+"""Running jobs' events: ``JobReporter`` (one per job, its single event writer) and
+``EventWriter`` (one per worker process, the group commit that stores and publishes them).
 
-A worker that claimed a job owns its event numbering until the job ends. Each report becomes an
-event with the next ``seq`` at once, is folded into the reporter's snapshot, and goes out on the
-bus within one loop turn, so readers see it in milliseconds. The store gets the same events in
-batches (every ``flush_interval``, sooner when many pile up), one transaction each, which is
-what keeps a job reporting a thousand times a second cheap. The bus's in-flight window covers
-readers who catch up from the store in between.
+A report becomes an event with the job's next ``seq`` at once and is folded into the reporter's
+snapshot; the reporter hands it to the writer. The writer takes what every running job has
+pending and stores it in one transaction (``JobStore.append_many``), then publishes everything
+that transaction stored, in position order. While one transaction is in flight the next batch
+gathers, so the store sees a few transactions per second per process however many jobs report
+and however fast, and a report reaches readers one commit after it was made (about a
+millisecond on SQLite).
 
-Only progress goes out before it is stored: it restates the job's state, and a newer one
-supersedes it. A log line, a status change and the terminal event are stored first and
-published after (a few milliseconds later), so a crash can lose progress but never a line of
-the job's history, and whoever sees ``completed`` can fetch the finished job.
-
-Publishing progress before storing it is safe across a crash because of the reservation: the
-reporter only publishes seqs up to the job's stored ``seq_reserved``, which each batch raises
-(by a window that follows the reporting rate) in the same transaction. If the process dies, the
-job's next writer fills the reserved range (``Job.fill_reserved``) before its own event, so a
-seq a reader saw is never reused.
+Stored before published: a reader never sees an event the store does not have, so a seq it saw
+means the same event after any crash, and whoever sees ``completed`` can fetch the finished job
+and its result. A batch the store refuses (the job is no longer this worker's: its lease expired
+and it was recovered or taken over) ends the reporter: it writes nothing more.
 """
 
 from __future__ import annotations
@@ -31,42 +27,108 @@ from typing import Any
 from jobstream.bus.base import EventBus
 from jobstream.eta import EtaEstimator
 from jobstream.models import Artifact, Event, EventType, Job
-from jobstream.store.base import JobStore, StaleJob
+from jobstream.store.base import Append, JobStore
 
 log = logging.getLogger(__name__)
 
 _PROGRESS_FIELDS = ("progress", "current_step", "total_steps", "step_name", "state", "message")
-MIN_WINDOW = 16
-MAX_WINDOW = 1024
+RETRY_SECONDS = 0.5
+"""How long the writer waits before trying an unreachable store again."""
+
+
+class EventWriter:
+    """Group commit for every job a worker process runs: store what is pending in one
+    transaction, then publish what it stored. One batch is in flight at a time, so events are
+    published in the order they were stored."""
+
+    def __init__(self, store: JobStore, bus: EventBus, worker_id: str | None = None) -> None:
+        self._store = store
+        self._bus = bus
+        self.worker_id = worker_id
+        self._dirty: dict[JobReporter, None] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.transactions = 0
+        """Store transactions so far (for tests and benchmarks: the write amplification)."""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="jobstream-event-writer")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Store and publish what is pending (for at most ``grace`` seconds), then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    def mark(self, reporter: JobReporter) -> None:
+        """``reporter`` has events to store."""
+        self._dirty[reporter] = None
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                reporters = list(self._dirty)
+                self._dirty.clear()
+                await self._commit(reporters)
+            if self._stopping:
+                return
+
+    async def _commit(self, reporters: list[JobReporter]) -> None:
+        batches = [reporter.take() for reporter in reporters]
+        try:
+            stored = await self._store.append_many(batches)
+        except Exception:
+            # The store is unreachable for now: keep every batch, in order, and try again.
+            log.exception("storing the events of %d running jobs failed; retrying", len(batches))
+            for reporter, batch in zip(reporters, batches, strict=True):
+                reporter.put_back(batch)
+                self._dirty[reporter] = None
+            await asyncio.sleep(RETRY_SECONDS)
+            return
+        self.transactions += 1
+        published: list[Event] = []
+        for reporter, batch, ok in zip(reporters, batches, stored, strict=True):
+            if ok:
+                published.extend(batch.events)
+            else:
+                reporter.refused()
+        if published:
+            published.sort(key=lambda event: event.pos or 0)
+            try:
+                await self._bus.publish(published)
+            except Exception:
+                # Stored already: readers catch up from the store when the bus is back.
+                log.exception("publishing %d stored events failed", len(published))
+        for reporter, batch, ok in zip(reporters, batches, stored, strict=True):
+            if ok:
+                reporter.stored(batch)
 
 
 class JobReporter:
-    def __init__(
-        self,
-        job: Job,
-        *,
-        store: JobStore,
-        bus: EventBus,
-        flush_interval: float = 0.1,
-    ) -> None:
+    """The single writer of a running job's events; ``finish`` ends it."""
+
+    def __init__(self, job: Job, writer: EventWriter) -> None:
         self.job = job
-        self._store = store
-        self._bus = bus
-        self._flush_interval = flush_interval
-        self._unpublished: list[Event] = []
-        self._unstored: list[Event] = []
+        self._writer = writer
+        self._pending: list[Event] = []
+        self._stored_seq = job.seq
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._eta = EtaEstimator()
-        self._kick = asyncio.Event()
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._reserved = job.seq_reserved
-        self._stored = job.seq
-        self._window = MIN_WINDOW
         self.finished = False
         self.lost = False
         self.started = time.monotonic()
-        self._pump_task = asyncio.create_task(self._pump(), name=f"jobstream-reporter-{job.id}")
 
     # -- reports (loop thread, synchronous) ---------------------------------------------------
 
@@ -102,123 +164,80 @@ class JobReporter:
         )
 
     def set_artifact(self, path: str, media_type: str, filename: str) -> None:
+        """Declare the output file (``path`` relative to the data folder); stored with the
+        job's next events."""
         self.job = replace(self.job, artifact=Artifact(path, media_type, filename))
 
     def _emit(self, type_: EventType, data: dict[str, Any]) -> Event:
         job = self.job
         event = Event(job_id=job.id, owner=job.owner, seq=job.seq + 1, type=type_, data=data)
         self.job = job.apply(event)
-        self._unpublished.append(event)
-        self._unstored.append(event)
-        self._kick.set()
+        if not self.lost:  # a job taken over elsewhere: nothing more is written
+            self._pending.append(event)
+            self._writer.mark(self)
         return event
 
-    # -- delivery -----------------------------------------------------------------------------
+    # -- the writer's side --------------------------------------------------------------------
 
-    async def _pump(self) -> None:
-        """Publish what was reported, in order, up to the reservation; store beside it."""
-        while True:
-            await self._kick.wait()
-            self._kick.clear()
-            pending = self._unpublished
-            if pending:
-                cut = 0
-                for event in pending:
-                    if event.seq > self._reserved or (
-                        event.seq > self._stored and event.type is not EventType.PROGRESS
-                    ):
-                        break
-                    cut += 1
-                if cut:
-                    self._unpublished = pending[cut:]
-                    await self._bus.publish(pending[:cut])
-            if self._stopping:
-                return
-            if not self._unstored or self._flushing is not None:
-                continue
-            # Store now when publishing waits (for the reservation, or to store a log line or
-            # status change first) or half the window is used, else within ``flush_interval``.
-            urgent = bool(self._unpublished) or len(self._unstored) * 2 >= self._window
-            if urgent:
-                if self._flush_timer is not None:
-                    self._flush_timer.cancel()
-                self._start_flush()
-            elif self._flush_timer is None:
-                self._flush_timer = asyncio.get_running_loop().call_later(
-                    self._flush_interval, self._start_flush
-                )
+    def take(self) -> Append:
+        """Everything pending, with the snapshot after it."""
+        events, self._pending = self._pending, []
+        return Append(self.job, events, self._writer.worker_id)
 
-    def _start_flush(self) -> None:
-        self._flush_timer = None
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush_then_rearm())
+    def put_back(self, batch: Append) -> None:
+        """The store failed: the batch goes first again (the snapshot is newer, and covers it)."""
+        self._pending = [*batch.events, *self._pending]
 
-    async def _flush_then_rearm(self) -> None:
-        try:
-            await self._flush()
-        finally:
-            self._flushing = None
-            if (self._unstored or self._unpublished) and not self._stopping:
-                self._kick.set()
+    def stored(self, batch: Append) -> None:
+        if batch.events:
+            self._stored_seq = batch.events[-1].seq
+        self._settle()
 
-    async def _flush(self) -> None:
-        if not self._unstored or self.lost:
-            return
-        events, self._unstored = self._unstored, []
-        # The window follows the rate: room for twice this batch, within bounds.
-        self._window = min(max(MIN_WINDOW, 2 * len(events)), MAX_WINDOW)
-        self.job = replace(self.job, seq_reserved=self.job.seq + self._window)
-        job = self.job
-        try:
-            await self._store.append(job, events)
-        except StaleJob:
+    def refused(self) -> None:
+        if not self.lost:
             self.lost = True
-            log.warning("job %s was taken over while running here; its reports stop", job.id)
-        except Exception:
-            # The store is unreachable for now: keep the batch and try again next interval.
-            log.exception("storing events of job %s failed; retrying", job.id)
-            self._unstored = events + self._unstored
-            await asyncio.sleep(self._flush_interval)
-        else:
-            self._reserved = job.seq_reserved
-            self._stored = job.seq
+            log.warning("job %s was taken over while running here; its reports stop", self.job.id)
+        self._pending = []
+        self._settle()
+
+    def _settle(self) -> None:
+        waiting = []
+        for seq, future in self._waiters:
+            if future.done():
+                continue
+            if self.lost:
+                future.set_result(False)
+            elif seq <= self._stored_seq:
+                future.set_result(True)
+            else:
+                waiting.append((seq, future))
+        self._waiters = waiting
+
+    async def _stored_up_to(self, seq: int) -> bool:
+        """Wait until the events up to ``seq`` are stored and published (``False``: refused)."""
+        if self.lost:
+            return False
+        if seq <= self._stored_seq:
+            return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, future))
+        return await future
+
+    # -- ending -------------------------------------------------------------------------------
 
     async def finish(self, type_: EventType, data: dict[str, Any]) -> Event | None:
-        """End the job with ``type_`` (a terminal event, or a status change back to queued):
-        everything is stored, the reservation closed, then everything not yet out is published
-        (the final event last)."""
+        """End the job with ``type_`` (a terminal event, or a status change back to queued),
+        after everything reported before it; returns it once stored and published (``None`` if
+        the job was no longer this worker's)."""
         if self.finished:
             return None
         self.finished = True
-        await self._stop_pump()
         final = self._emit(type_, data)
-        if self.lost:
-            return None
-        self.job = replace(self.job, seq_reserved=self.job.seq)
-        events, self._unstored = self._unstored, []
-        try:
-            await self._store.append(self.job, events)
-        except StaleJob:
-            self.lost = True
-            log.warning("job %s was taken over before it could finish here", self.job.id)
-            return None
-        batch, self._unpublished = self._unpublished, []
-        await self._bus.publish(batch)
-        return final
+        return final if await self._stored_up_to(final.seq) else None
 
     async def abandon(self) -> None:
         """Stop without a final event (the job was taken over elsewhere)."""
         self.finished = True
-        await self._stop_pump()
-
-    async def _stop_pump(self) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        self._stopping = True
-        self._kick.set()
-        if not self._pump_task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump_task
-        if self._flushing is not None:
-            await asyncio.shield(self._flushing)
+        self.lost = True
+        self._pending = []
+        self._settle()

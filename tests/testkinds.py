@@ -63,3 +63,15 @@ def register(registry: Registry) -> None:
     async def crash(ctx: JobContext, params: object) -> None:
         """Raises an unexpected exception."""
         raise RuntimeError("disk on fire")
+
+    @registry.register("logflood", params=FloodParams, progress_interval=0.0)
+    async def logflood(ctx: JobContext, params: FloodParams) -> dict[str, int]:
+        """Log lines as fast as asked (a reader's backlog of them is never coalesced)."""
+        pad = "x" * params.pad
+        for i in range(1, params.count + 1):
+            ctx.log(f"line {i} {pad}")
+            if params.interval_ms:
+                await ctx.sleep(params.interval_ms / 1000)
+            elif i % 100 == 0:
+                await ctx.sleep(0)
+        return {"count": params.count}

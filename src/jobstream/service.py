@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from jobstream import codec
 from jobstream.bus.base import EventBus
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
@@ -84,7 +85,9 @@ class JobService:
                 ]
             )
         try:
-            model = kind.params.model_validate(params)
+            # A JSON API refuses the wrong type (``true`` or ``"3"`` for a number) whatever the
+            # kind's model says: validated as JSON, strictly.
+            model = kind.params.model_validate_json(codec.dumps(params), strict=True)
         except ValidationError as exc:
             raise InvalidParams(
                 [

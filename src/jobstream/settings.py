@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=2000, ge=0)
     stream_timeout_seconds: float = Field(default=600.0, gt=0)
+    stream_send_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a write to a stream may block (its reader stopped reading) before the stream is
+    dropped; the backlog bound and the time limit also drop it while a write blocks."""
     ws_ping_seconds: float = Field(default=30.0, gt=0)
     ws_idle_timeout_seconds: float = Field(default=300.0, gt=0)
     ws_max_connections: int = Field(default=100, ge=0)

@@ -31,7 +31,7 @@ TOTAL_STEPS = len(CHARACTER_STEPS)
 class CharacterParams(BaseModel):
     """Parameters of a ``character`` job: create a character."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(
         default="Character", min_length=1, max_length=100, description="The character's name."

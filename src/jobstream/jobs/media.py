@@ -41,7 +41,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
 class MediaParams(BaseModel):
     """Parameters of a ``media`` job: create an image, audio or video file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(
         default="Media", min_length=1, max_length=100, description="The media item's name."

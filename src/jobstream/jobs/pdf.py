@@ -47,7 +47,7 @@ TOTAL_STEPS = len(PDF_STEPS)
 class PdfParams(BaseModel):
     """Parameters of a ``pdf`` job: run the document pipeline and produce a PDF."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     pages: int = Field(
         default=12,

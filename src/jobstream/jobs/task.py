@@ -71,7 +71,7 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
 class TaskParams(BaseModel):
     """Parameters of a ``task`` job: transcribe a (pretend) recording."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     source_url: str | None = Field(
         default=None,

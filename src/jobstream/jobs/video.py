@@ -33,7 +33,7 @@ _MODEL_LABELS = {"sora-2": "Sora 2", "sora-2-pro": "Sora 2 Pro"}
 class VideoParams(BaseModel):
     """Parameters of a ``video`` job: generate a short video from a text prompt."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     prompt: str = Field(
         min_length=1,

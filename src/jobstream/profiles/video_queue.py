@@ -45,7 +45,7 @@ class GenerateRequest(VideoParams):
     """The job details of a video: ``prompt`` and optional options. Fields the video job does not
     know are ignored (the seed posts whatever its form holds)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 def result_path(job_id: str) -> str:

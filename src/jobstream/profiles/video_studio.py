@@ -66,7 +66,7 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 class GenerateVideo(BaseModel):
     """A video to generate (seed 002's request). Other fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     prompt: str = Field(
         min_length=10, max_length=2000, description="What the video shows (at least 10 characters)."

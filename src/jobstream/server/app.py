@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from jobstream.bus import EventBus
 from jobstream.profiles import ROUTERS as PROFILE_ROUTERS
@@ -28,9 +29,21 @@ from jobstream.server.runtime import Runtime, build_runtime, load_registrar
 from jobstream.server.ui import mount_ui
 from jobstream.settings import Settings
 from jobstream.store import JobStore
+from jobstream.streams.connection import remember_raw_send
 from jobstream.worker.registry import Registry
 
 Plugin = Callable[[FastAPI, Runtime], None]
+
+
+class JobstreamApp(FastAPI):
+    """FastAPI, keeping the server's own ``send`` in the scope so that a stream whose reader
+    stopped reading can abort its connection (``streams/connection.py``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        remember_raw_send(scope, send)
+        await super().__call__(scope, receive, send)
+
+
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
 
 
@@ -56,7 +69,7 @@ def create_app(
         async with runtime.running():
             yield
 
-    app = FastAPI(
+    app = JobstreamApp(
         title="jobstream",
         version="0.1.0",
         summary="Real-time progress for long-running jobs over SSE, WebSocket and polling",

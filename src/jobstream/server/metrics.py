@@ -48,6 +48,12 @@ class Metrics:
             "Streams ended because their reader fell too far behind",
             registry=r,
         )
+        self.stalled_disconnects = Counter(
+            "jobstream_stalled_disconnects",
+            "Streams dropped because their reader stopped reading while a send was blocked",
+            ["transport", "reason"],
+            registry=r,
+        )
         self.coalesced = Counter(
             "jobstream_coalesced_events",
             "Progress events replaced by a newer one for a reader that was behind",

@@ -8,7 +8,9 @@ from jobstream.server.errors import error_response
 
 
 class BodySizeLimit:
-    """413 for a request body over the limit, by its Content-Length or as it streams in."""
+    """413 for a request body over the limit, by its Content-Length or, for a chunked body, as
+    it streams in: the 413 is sent the moment the limit is passed, the app then reads a client
+    disconnect, and whatever it sends afterwards is dropped."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -23,28 +25,42 @@ class BodySizeLimit:
                 await self._refuse(scope, receive, send)
                 return
         seen = 0
+        refused = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 went out already
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await self._refuse(scope, receive, send)
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not refused:
+                raise
+            # The app failed on the body it could not read (ClientDisconnect); answered already.
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, f"request body too large: at most {self.max_bytes} bytes")
+        response = error_response(
+            413, f"request body too large: at most {self.max_bytes} bytes are accepted"
+        )
         await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 __all__ = ["BodySizeLimit"]

@@ -76,6 +76,26 @@ class StreamHandle:
     idle_limit: float | None = None
     """When set, ``deadline`` moves ``idle_limit`` seconds past every activity (WebSocket)."""
     resume_requested: bool = False
+    sending_since: float = 0.0
+    """When the send in progress began (0: none). A reader that stops reading blocks it."""
+    task: asyncio.Task[Any] | None = None
+    """The task that writes to the connection: cancelled when its reader stalls."""
+    stalled: str | None = None
+    """Why the reader was dropped while a send blocked (``send_timeout``, ``overflow``,
+    ``time_limit``, ``shutdown``)."""
+
+    def stall_reason(self, now: float, send_timeout: float) -> str | None:
+        """Why a send in progress must end now, if it must: it has blocked too long, or a limit
+        it keeps from being enforced has passed (the backlog bound, the time limit)."""
+        if not self.sending_since:
+            return None
+        if self.subscriber.close_reason in ("overflow", "shutdown"):
+            return self.subscriber.close_reason
+        if now >= self.deadline:
+            return "time_limit"
+        if now - self.sending_since >= send_timeout:
+            return "send_timeout"
+        return None
 
     def touch(self) -> None:
         """Activity on the connection: sent or received a message."""
@@ -117,10 +137,13 @@ class StreamHub:
         self._ticker = asyncio.create_task(self._tick(), name="jobstream-stream-ticker")
 
     async def shutdown(self) -> None:
-        """Close every stream now; each ends with its transport's clean close."""
+        """Close every stream now; each ends with its transport's clean close (a stream blocked
+        in a send to a reader that stopped reading is dropped instead)."""
         self.shutting_down = True
-        for subscriber in list(self._streams):
+        for subscriber, handle in list(self._streams.items()):
             subscriber.close("shutdown")
+            if handle.sending_since and handle.stalled is None:
+                self._drop_stalled(handle, "shutdown")
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -224,12 +247,26 @@ class StreamHub:
             period = min(1.0, self.settings.sse_ping_seconds / 2, self.settings.ws_ping_seconds / 2)
             await asyncio.sleep(max(period, 0.05))
             now = time.monotonic()
+            send_timeout = self.settings.stream_send_timeout_seconds
             for subscriber, handle in list(self._streams.items()):
-                if now >= handle.deadline:
+                if handle.sending_since:
+                    reason = handle.stall_reason(now, send_timeout)
+                    if reason is not None and handle.stalled is None:
+                        self._drop_stalled(handle, reason)
+                elif now >= handle.deadline:
                     subscriber.wake(Wake.TIMEOUT)
                 elif now - handle.last_send >= handle.ping_every:
                     handle.last_send = now
                     subscriber.wake(Wake.PING)
+
+    def _drop_stalled(self, handle: StreamHandle, reason: str) -> None:
+        """A reader that stopped reading: end its stream's task (blocked in a send)."""
+        handle.stalled = reason
+        handle.subscriber.close("stalled")
+        self.metrics.stalled_disconnects.labels(transport=handle.transport, reason=reason).inc()
+        log.info("dropped a %s stream whose reader stopped reading (%s)", handle.transport, reason)
+        if handle.task is not None:
+            handle.task.cancel()
 
     # -- catch-up -----------------------------------------------------------------------------
 
@@ -308,8 +345,9 @@ class StreamHub:
         recent_jobs: Callable[[], Awaitable[list[Job]]],
     ) -> AsyncIterator[list[Any]]:
         store = self.store
-        if after_pos is None:
-            position = await store.feed_position()
+        position = await store.feed_position()
+        if after_pos is None or after_pos > position:
+            # A fresh connect, or a position beyond the log (another deployment's, or garbage).
             unit = encoder.feed_snapshot(await recent_jobs(), position)
             if unit is not None:
                 yield [unit]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.responses import Response
@@ -18,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from jobstream import codec
 from jobstream.models import Event, Job
 from jobstream.server.links import Links
+from jobstream.streams.connection import abort_connection
 from jobstream.streams.envelope import event_envelope, feed_snapshot_envelope, snapshot_envelope
 from jobstream.streams.lifecycle import StreamHandle
 
@@ -109,7 +111,9 @@ class SSEResponse(Response):
         self.raw_headers = [(k.encode(), v.encode()) for k, v in merged.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        subscriber = self._handle.subscriber
+        handle = self._handle
+        subscriber = handle.subscriber
+        handle.task = asyncio.current_task()
         watcher = asyncio.ensure_future(_until_disconnect(receive))
         watcher.add_done_callback(lambda _: subscriber.close("disconnect"))
         try:
@@ -121,16 +125,33 @@ class SSEResponse(Response):
                 if units or prefix:
                     body = prefix + b"".join(units)
                     prefix = b""
+                    # The hub's ticker drops the stream if this blocks too long (see ``stalled``).
+                    handle.sending_since = time.monotonic()
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+                    handle.sending_since = 0.0
             if subscriber.close_reason != "disconnect":
                 with contextlib.suppress(OSError):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the client went away mid-write
             pass
+        except asyncio.CancelledError:
+            if handle.stalled is None:
+                raise
+            await _abandon(scope)
         finally:
             watcher.cancel()
             await self._chunks.aclose()  # type: ignore[attr-defined]
-            await self._on_close(self._handle)
+            await self._on_close(handle)
+
+
+async def _abandon(scope: Scope) -> None:
+    """After the hub cancelled a send to a reader that stopped reading: take the cancel back
+    (the stream ends normally) and abort the connection."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    if abort_connection(scope):
+        await asyncio.sleep(0)  # let the server see the connection go before we return
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -30,6 +30,7 @@ from jobstream.models import Event, Job
 from jobstream.server.auth import AuthError, Forbidden, Principal
 from jobstream.server.links import Links
 from jobstream.service import JobNotFound
+from jobstream.streams.connection import abort_connection
 from jobstream.streams.envelope import event_envelope, feed_snapshot_envelope, snapshot_envelope
 from jobstream.streams.lifecycle import Encoder, FeedEncoder, StreamHandle, StreamLimit
 from jobstream.streams.positions import parse_position
@@ -168,6 +169,7 @@ async def _serve(
     websocket: WebSocket, rt: Runtime, principal: Principal, plan: Plan, handle: StreamHandle
 ) -> None:
     subscriber = handle.subscriber
+    handle.task = asyncio.current_task()
     resume_to: list[int] = []
     receiver = asyncio.ensure_future(_receive(websocket, handle, resume_to))
     close_code, reason = CLOSE_NORMAL, "done"
@@ -177,8 +179,11 @@ async def _serve(
             chunks = await _chunks(rt, principal, plan, handle, after)
             try:
                 async for units in chunks:
+                    # The hub's ticker drops the stream if a send blocks too long.
+                    handle.sending_since = time.monotonic()
                     for unit in units:
                         await websocket.send_text(unit)
+                    handle.sending_since = 0.0
                     if handle.resume_requested:
                         break
             finally:
@@ -204,6 +209,16 @@ async def _serve(
                 await websocket.close(code=close_code, reason=reason)
     except (WebSocketDisconnect, OSError):
         pass
+    except asyncio.CancelledError:
+        if handle.stalled is None:
+            raise
+        # A reader that stopped reading (see ``StreamHub._drop_stalled``): take the cancel back
+        # and abort the connection; a close frame could not reach it.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        if abort_connection(websocket.scope):
+            await asyncio.sleep(0)
     finally:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError):

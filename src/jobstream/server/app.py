@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from jobstream.bus import EventBus
 from jobstream.profiles import ROUTERS as PROFILE_ROUTERS
 from jobstream.server.auth import redact
+from jobstream.server.docs import mount_docs
 from jobstream.server.errors import install_error_handlers
 from jobstream.server.middleware import BodySizeLimit
 from jobstream.server.routes import ROUTERS
@@ -61,6 +62,8 @@ def create_app(
         version="0.1.0",
         summary="Real-time progress for long-running jobs over SSE, WebSocket and polling",
         lifespan=own_lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.jobstream = runtime
     install_error_handlers(app, runtime.metrics)
@@ -78,6 +81,7 @@ def create_app(
         app.include_router(router)
     for plugin in plugins:
         plugin(app, runtime)
+    mount_docs(app)
     mount_ui(app)
     install_log_redaction()
     return app

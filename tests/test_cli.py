@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jwt
 
-from serverproc import SECRET, ServerProcess, token
+from serverproc import SECRET, ServerProcess, free_port, token
 
 
 def jobstream(
@@ -102,3 +102,72 @@ def test_serve_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
         timeout=30,
     )
     assert short.returncode == 2 and "at least 32 bytes" in short.stderr
+
+
+def _without_driver(tmp_path: Path, module: str) -> dict[str, str]:
+    """An environment where ``import module`` fails as on an install without the extra: a
+    PYTHONPATH folder whose stub package raises ModuleNotFoundError when imported."""
+    stubs = tmp_path / "stubs"
+    (stubs / module).mkdir(parents=True)
+    (stubs / module / "__init__.py").write_text(
+        f"raise ModuleNotFoundError({f'No module named {module!r}'!r}, name={module!r})\n"
+    )
+    return {"PYTHONPATH": os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_serve_without_asyncpg_names_the_postgres_extra(tmp_path: Path) -> None:
+    out = jobstream(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        env={
+            **_without_driver(tmp_path, "asyncpg"),
+            "JOBSTREAM_AUTH": "none",
+            "JOBSTREAM_STORE_URL": "postgresql://app:s3cret-pw@127.0.0.1:5432/jobs",
+        },
+        timeout=30,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "jobstream: the store URL postgresql://… needs the asyncpg driver, which is not "
+        "installed: pip install 'jobstream[postgres]'"
+    ]
+    assert "s3cret-pw" not in out.stderr + out.stdout
+
+
+def test_serve_without_redis_names_the_redis_extra(tmp_path: Path) -> None:
+    out = jobstream(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        env={
+            **_without_driver(tmp_path, "redis"),
+            "JOBSTREAM_AUTH": "none",
+            "JOBSTREAM_BUS_URL": "redis://127.0.0.1:6379/0",
+        },
+        timeout=30,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "jobstream: the bus URL redis://… needs the redis driver, which is not installed: "
+        "pip install 'jobstream[redis]'"
+    ]
+
+
+def test_serve_with_an_unknown_bus_url_says_so_in_one_line(tmp_path: Path) -> None:
+    out = jobstream(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        env={"JOBSTREAM_AUTH": "none", "JOBSTREAM_BUS_URL": "kafka://127.0.0.1:9092"},
+        timeout=30,
+    )
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert "unknown bus URL scheme 'kafka'" in out.stderr

@@ -48,6 +48,8 @@ def serve(
     """Run the server, embedded workers and web UI (settings also from JOBSTREAM_* variables)."""
     from pydantic import ValidationError
 
+    from jobstream.extras import MissingExtra
+    from jobstream.server.app import create_app
     from jobstream.server.serve import run
     from jobstream.settings import Settings
 
@@ -64,11 +66,21 @@ def serve(
     except (ValidationError, ValueError) as exc:
         err.print(f"[red]jobstream: {exc}[/red]")
         raise typer.Exit(2) from None
+    try:
+        app = create_app(settings)
+    except (MissingExtra, ValueError) as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
     err.print(
         f"jobstream on http://{settings.host}:{settings.port}  (auth: {settings.auth_mode}, "
         f"data: {settings.data_dir.resolve()}, UI at /, API docs at /docs)"
     )
-    run(settings, log_level=log_level)
+    run(settings, app, log_level=log_level)
+
+
+def _error(message: str) -> None:
+    """One plain line on stderr: no markup, no wrapping at the terminal's width."""
+    typer.echo(f"jobstream: {message}", err=True)
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:

@@ -38,8 +38,16 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run(settings: Settings, *, log_level: str = "info", access_log: bool = True) -> None:
-    app = create_app(settings)
+def run(
+    settings: Settings,
+    app: FastAPI | None = None,
+    *,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
+    """Serve ``app`` (by default ``create_app(settings)``) until SIGTERM/SIGINT."""
+    if app is None:
+        app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

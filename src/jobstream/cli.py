@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -99,11 +100,19 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 def _client(server: str, token: str | None) -> Any:
     from jobstream.client import JobstreamClient
 
+    if not server.startswith(("http://", "https://")):
+        _error(f"--server must be an http:// or https:// URL, not {server!r}")
+        raise typer.Exit(2)
     return JobstreamClient(server, token=token)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]{exc}[/red]")
+    from jobstream.client import ServerUnreachable
+
+    if isinstance(exc, ServerUnreachable):
+        _error(f"{exc}; is `jobstream serve` running? use --server or JOBSTREAM_SERVER")
+    else:
+        _error(str(exc))
     return typer.Exit(1)
 
 
@@ -120,9 +129,11 @@ def submit(
     """Submit a job and print its id."""
     from jobstream.client import ClientError
 
+    params = _params(param or [])
+
     async def go() -> str:
         async with _client(server, token) as client:
-            job: dict[str, Any] = await client.submit(kind, _params(param or []))
+            job: dict[str, Any] = await client.submit(kind, params)
             return str(job["id"])
 
     try:
@@ -154,9 +165,12 @@ def watch(
             TextColumn("[dim]{task.fields[eta]}"),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task(job_id, total=100, status="…", step="", eta="")
-            async with _client(server, token) as client:
+        async with _client(server, token) as client:
+            # Fails at once, in one line, when the server is unreachable or the job unknown.
+            job = await client.get(job_id)
+            outcome["download"] = client.url(job["links"]["result"])
+            with Progress(*columns, console=console, transient=False) as bar:
+                task = bar.add_task(job_id, total=100, status="…", step="", eta="")
                 # From the first event: the whole log so far, then live (the log is bounded).
                 async for event in client.follow(job_id, last_event_id=0):
                     data = event.data.get("data", event.data)
@@ -188,9 +202,12 @@ def watch(
         raise typer.Exit(130) from None
     status = outcome.get("status")
     if status == "completed":
-        console.print(f"[green]completed[/green] {codec.dumps_str(outcome.get('result'))}")
+        result = codec.dumps_str(outcome.get("result"))
+        console.print(f"[green]completed[/green] {escape(result)}", soft_wrap=True)
+        console.print(f"download: {outcome['download']}", soft_wrap=True, highlight=False)
     elif status in ("failed", "cancelled"):
-        console.print(f"[red]{status}[/red]: {outcome.get('message') or outcome.get('error')}")
+        message = outcome.get("message") or outcome.get("error")
+        console.print(f"[red]{status}[/red]: {escape(str(message))}", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -211,7 +228,13 @@ def _show(bar: Progress, task: Any, data: dict[str, Any], status: str | None) ->
 def jobs(
     status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
     kind: Annotated[str | None, typer.Option(help="Only jobs of this kind")] = None,
-    limit: Annotated[int, typer.Option(help="How many")] = 20,
+    limit: Annotated[int, typer.Option(help="How many", min=1, max=200)] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue a listing: the next_cursor it ended with")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the page as JSON: {items, next_cursor}")
+    ] = False,
     server: ServerOpt = "http://127.0.0.1:8000",
     token: TokenOpt = None,
 ) -> None:
@@ -220,25 +243,46 @@ def jobs(
 
     async def go() -> dict[str, Any]:
         async with _client(server, token) as client:
-            page: dict[str, Any] = await client.list(status=status, kind=kind, limit=limit)
+            page: dict[str, Any] = await client.list(
+                status=status, kind=kind, limit=limit, cursor=cursor
+            )
             return page
 
     try:
         page = asyncio.run(go())
     except ClientError as exc:
         raise _fail(exc) from None
-    table = Table("id", "kind", "status", "progress", "step", "created")
+    if as_json:
+        typer.echo(codec.dumps_str(page))
+        return
+    # Ids are what people copy into ``watch``: no column is cut, wrapped or shortened, whatever
+    # the terminal's width (80 when piped), but the step, which gives way.
+    rows = []
     for job in page["items"]:
-        step = f"{job['current_step']}/{job['total_steps']}" if job.get("total_steps") else ""
-        table.add_row(
-            job["id"],
-            job["kind"],
-            job["status"],
-            f"{job['progress']:.0f}%",
-            step,
-            job["created_at"],
+        step = ""
+        if job.get("total_steps"):
+            step = f"{job['current_step']}/{job['total_steps']} {job.get('step_name') or ''}"
+        progress = f"{job['progress']:.0f}%"
+        rows.append(
+            (job["id"], job["kind"], job["status"], progress, _when(job["created_at"]), step)
         )
-    console.print(table)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    headers = ("id", "kind", "status", "progress", "created")
+    for i, header in enumerate(headers):
+        width = max([len(header), *(len(row[i]) for row in rows)])
+        justify: Any = "right" if header == "progress" else "left"
+        table.add_column(header, no_wrap=True, min_width=width, justify=justify)
+    table.add_column("step", no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row[:-1], escape(row[-1]))
+    console.print(table, crop=False)
+    if page.get("next_cursor"):
+        console.print(f"more: --cursor {page['next_cursor']}", soft_wrap=True, highlight=False)
+
+
+def _when(iso: str) -> str:
+    """``2026-11-23T10:00:00.123Z`` -> ``2026-11-23 10:00:00`` (UTC, as the server sends it)."""
+    return iso.replace("T", " ")[:19]
 
 
 @app.command()

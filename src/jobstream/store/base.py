@@ -170,3 +170,7 @@ class JobStore(abc.ABC):
     ) -> list[Event]:
         """An owner's (``None``: everyone's) stored events with ``cursor > after_cursor``,
         ordered by cursor."""
+
+    @abc.abstractmethod
+    async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
+        """How many jobs there are of each ``(kind, status)`` (pairs with none are left out)."""

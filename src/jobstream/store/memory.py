@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -229,3 +230,6 @@ class MemoryStore(JobStore):
         ]
         found.sort(key=lambda e: e.cursor)
         return found[:limit]
+
+    async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
+        return dict(Counter((job.kind, job.status) for job in self._jobs.values()))

@@ -85,6 +85,13 @@ def test_jobs_submit_and_watch_without_a_server_say_so_in_one_line() -> None:
     ]
 
 
+def test_watch_takes_a_job_id_that_starts_with_a_dash(server: ServerProcess) -> None:
+    # One id in 64 starts with "-" (URL-safe base64); it was refused as an unknown option.
+    out = jobstream("watch", "-_dashed", "--server", server.url, "--token", token("cli"))
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == ["jobstream: HTTP 404: job '-_dashed' not found"]
+
+
 def test_jobs_shows_whole_ids_when_piped_at_80_columns(server: ServerProcess) -> None:
     common = ["--server", server.url, "--token", token("cli-ids")]
     ids = [jobstream("submit", "pdf", "-p", "pages=2", *common).stdout.strip() for _ in range(3)]

@@ -145,7 +145,8 @@ def submit(
         watch(job_id, server=server, token=token)
 
 
-@app.command()
+# A job id may start with "-" (ids are URL-safe base64): taken as the id, not as an option.
+@app.command(context_settings={"ignore_unknown_options": True})
 def watch(
     job_id: Annotated[str, typer.Argument(help="The job to follow")],
     server: ServerOpt = "http://127.0.0.1:8000",

@@ -32,6 +32,7 @@ from jobstream.bus.base import EventBus
 from jobstream.eta import EtaEstimator
 from jobstream.models import Artifact, Event, EventType, Job
 from jobstream.store.base import JobStore, StaleJob
+from jobstream.worker.observer import JobObserver, StepClock
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class JobReporter:
         store: JobStore,
         bus: EventBus,
         flush_interval: float = 0.1,
+        observer: JobObserver | None = None,
     ) -> None:
         self.job = job
         self._store = store
@@ -63,6 +65,7 @@ class JobReporter:
         self._reserved = job.seq_reserved
         self._stored = job.seq
         self._window = MIN_WINDOW
+        self._steps = StepClock(job, observer)
         self.finished = False
         self.lost = False
         self.started = time.monotonic()
@@ -108,6 +111,7 @@ class JobReporter:
         job = self.job
         event = Event(job_id=job.id, owner=job.owner, seq=job.seq + 1, type=type_, data=data)
         self.job = job.apply(event)
+        self._steps.saw(self.job, event)
         self._unpublished.append(event)
         self._unstored.append(event)
         self._kick.set()

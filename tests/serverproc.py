@@ -46,11 +46,14 @@ class ServerProcess:
         *,
         default_data_dir: bool = False,
         python_path: list[str] | None = None,
+        args: list[str] | None = None,
     ):
         self.cwd = data_dir
         self.default_data_dir = default_data_dir
         self.data_dir = data_dir / ".jobstream" if default_data_dir else data_dir
         self.python_path = python_path or []
+        self.args = args or []
+        """More ``jobstream serve`` arguments (after the defaults, so they win)."""
         self.port = port or free_port()
         self.env = {
             "JOBSTREAM_AUTH": "jwt",
@@ -104,6 +107,7 @@ class ServerProcess:
                 *data_dir,
                 "--log-level",
                 "warning",
+                *self.args,
             ],
             env=env,
             stdout=log,

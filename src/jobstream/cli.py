@@ -44,10 +44,17 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Embedded worker concurrency (0: none)")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="critical, error, warning, info, debug or trace")
+    ] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json: one JSON object per line [env: JOBSTREAM_LOG_FORMAT]"),
+    ] = None,
 ) -> None:
     """Run the server, embedded workers and web UI (settings also from JOBSTREAM_* variables)."""
     from pydantic import ValidationError
+    from uvicorn.config import LOG_LEVELS
 
     from jobstream.extras import MissingExtra
     from jobstream.server.app import create_app
@@ -56,27 +63,41 @@ def serve(
 
     overrides: dict[str, Any] = {
         k: v
-        for k, v in {"host": host, "port": port, "data_dir": data_dir, "workers": workers}.items()
+        for k, v in {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "workers": workers,
+            "log_format": log_format,
+        }.items()
         if v is not None
     }
     if allow_insecure_auth:
         overrides["allow_insecure_auth"] = True
+    if log_level.lower() not in LOG_LEVELS:
+        _error(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+        raise typer.Exit(2)
     try:
         settings = Settings(**overrides)
         settings.check()
-    except (ValidationError, ValueError) as exc:
-        err.print(f"[red]jobstream: {exc}[/red]")
+    except ValidationError as exc:
+        _error("; ".join(_setting_error(e) for e in exc.errors()))
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        _error(str(exc))
         raise typer.Exit(2) from None
     try:
         app = create_app(settings)
     except (MissingExtra, ValueError) as exc:
         _error(str(exc))
         raise typer.Exit(2) from None
-    err.print(
-        f"jobstream on http://{settings.host}:{settings.port}  (auth: {settings.auth_mode}, "
-        f"data: {settings.data_dir.resolve()}, UI at /, API docs at /docs)"
-    )
     run(settings, app, log_level=log_level)
+
+
+def _setting_error(error: Any) -> str:
+    """``JOBSTREAM_LOG_FORMAT: Input should be 'text' or 'json'``"""
+    name = "JOBSTREAM_" + "_".join(str(part) for part in error["loc"]).upper()
+    return f"{name}: {error['msg']}"
 
 
 def _error(message: str) -> None:

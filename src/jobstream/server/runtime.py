@@ -19,6 +19,7 @@ from typing import Any
 
 from jobstream.bus import EventBus, create_bus
 from jobstream.server.auth import Authenticator
+from jobstream.server.logs import JobLog
 from jobstream.server.metrics import JobMetrics, Metrics
 from jobstream.service import JobService
 from jobstream.settings import Settings
@@ -92,7 +93,7 @@ def build_runtime(
     store_.initial_credits = settings.initial_credits
     bus_ = create_bus(bus if bus is not None else settings.bus_url)
     metrics = Metrics()
-    observer = Observers([JobMetrics(metrics)])
+    observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None
     if settings.workers > 0:
         pool = WorkerPool(

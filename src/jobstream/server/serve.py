@@ -52,6 +52,7 @@ def run(
     if app is None:
         app = create_app(settings)
     level = LOG_LEVELS[log_level.lower()]
+    logging.captureWarnings(True)  # Python warnings are log records too, in the same format
     config = uvicorn.Config(
         app,
         host=settings.host,

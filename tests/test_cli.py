@@ -186,21 +186,24 @@ def _without_driver(tmp_path: Path, module: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")])}
 
 
+def serve_fails(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``jobstream serve`` with ``env``, expected to stop at start."""
+    port = str(free_port())
+    data = str(tmp_path / "data")
+    out = jobstream("serve", "--data-dir", data, "--port", port, env=env, timeout=30)
+    assert out.returncode == 2, out.stderr
+    return out
+
+
 def test_serve_without_asyncpg_names_the_postgres_extra(tmp_path: Path) -> None:
-    out = jobstream(
-        "serve",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--port",
-        str(free_port()),
-        env={
+    out = serve_fails(
+        tmp_path,
+        {
             **_without_driver(tmp_path, "asyncpg"),
             "JOBSTREAM_AUTH": "none",
             "JOBSTREAM_STORE_URL": "postgresql://app:s3cret-pw@127.0.0.1:5432/jobs",
         },
-        timeout=30,
     )
-    assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [
         "jobstream: the store URL postgresql://… needs the asyncpg driver, which is not "
         "installed: pip install 'jobstream[postgres]'"
@@ -209,20 +212,14 @@ def test_serve_without_asyncpg_names_the_postgres_extra(tmp_path: Path) -> None:
 
 
 def test_serve_without_redis_names_the_redis_extra(tmp_path: Path) -> None:
-    out = jobstream(
-        "serve",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--port",
-        str(free_port()),
-        env={
+    out = serve_fails(
+        tmp_path,
+        {
             **_without_driver(tmp_path, "redis"),
             "JOBSTREAM_AUTH": "none",
             "JOBSTREAM_BUS_URL": "redis://127.0.0.1:6379/0",
         },
-        timeout=30,
     )
-    assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [
         "jobstream: the bus URL redis://… needs the redis driver, which is not installed: "
         "pip install 'jobstream[redis]'"
@@ -230,15 +227,8 @@ def test_serve_without_redis_names_the_redis_extra(tmp_path: Path) -> None:
 
 
 def test_serve_with_an_unknown_bus_url_says_so_in_one_line(tmp_path: Path) -> None:
-    out = jobstream(
-        "serve",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--port",
-        str(free_port()),
-        env={"JOBSTREAM_AUTH": "none", "JOBSTREAM_BUS_URL": "kafka://127.0.0.1:9092"},
-        timeout=30,
+    out = serve_fails(
+        tmp_path, {"JOBSTREAM_AUTH": "none", "JOBSTREAM_BUS_URL": "kafka://127.0.0.1:9092"}
     )
-    assert out.returncode == 2, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert "unknown bus URL scheme 'kafka'" in out.stderr

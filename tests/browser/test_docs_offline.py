@@ -8,20 +8,15 @@ one.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from uihelp import BrowserPage, expect
 
-from serverproc import ROOT, ServerProcess, free_port
+from serverproc import HostServer, ServerProcess
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
@@ -72,51 +67,15 @@ def test_docs_render_with_every_outside_request_blocked(
     assert "/openapi.json" in requests.served
 
 
-class MountedHost:
-    """``tests/embedhost.py``: a host app with jobstream mounted under ``/progress``."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / "host.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "JOBSTREAM_DEMO_SPEED": "20"}
-        env.pop("JOBSTREAM_DATA_DIR", None)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "embedhost:app", "--port", str(self.port)],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(f"the host app did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 @pytest.fixture
-def mounted(tmp_path: Path) -> Iterator[MountedHost]:
-    host = MountedHost(tmp_path / "host")
+def mounted(tmp_path: Path) -> Iterator[HostServer]:
+    host = HostServer(tmp_path / "host")
     yield host
     host.stop()
 
 
 def test_docs_under_a_mount_prefix_load_everything_from_under_it(
-    browser_page: BrowserPage, mounted: MountedHost
+    browser_page: BrowserPage, mounted: HostServer
 ) -> None:
     page = browser_page.page
     requests = Requests(page, mounted.url)

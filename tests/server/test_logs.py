@@ -28,7 +28,7 @@ from jobstream.server.metrics import Metrics
 from jobstream.settings import Settings
 from jobstream.store.memory import MemoryStore
 from jobstream.streams.lifecycle import StreamHub
-from serverproc import ServerProcess, token
+from serverproc import ServerProcess, finished_job, token
 
 LIFECYCLE = {"JOBSTREAM_DEMO_SPEED": "8", "JOBSTREAM_LOG_PROGRESS_SECONDS": "0.3"}
 
@@ -49,16 +49,6 @@ def serve(
     )
     servers.append(server)
     return server.start()
-
-
-def wait_until_finished(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}?wait=5&after_seq=0").json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def secrets_through_every_door(server: ServerProcess) -> dict[str, Any]:
@@ -87,8 +77,8 @@ def secrets_through_every_door(server: ServerProcess) -> dict[str, Any]:
         ).json()
         made["video"], made["failing"] = video["id"], failing["id"]
         client.headers.update(owner)
-        assert wait_until_finished(client, video["id"])["status"] == "completed"
-        assert wait_until_finished(client, failing["id"])["status"] == "failed"
+        assert finished_job(client, video["id"])["status"] == "completed"
+        assert finished_job(client, failing["id"])["status"] == "failed"
 
         ticket = client.post("/api/v1/stream-tickets").json()["ticket"]
         made["ticket"] = ticket

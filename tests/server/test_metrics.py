@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobstream.jobs.video import video_steps
-from serverproc import ServerProcess, bearer
+from serverproc import ServerProcess, bearer, finished_job
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -29,16 +28,6 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-def finished(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def test_metrics_show_jobs_by_status_step_durations_queue_wait_and_the_process(
     make_server: Callable[..., ServerProcess],
 ) -> None:
@@ -49,15 +38,15 @@ def test_metrics_show_jobs_by_status_step_durations_queue_wait_and_the_process(
         # A submit through a design note's profile is a video job like the others.
         profiled = client.post("/generate", json={"prompt": "a fox"})
         forever = client.post("/api/v1/jobs", json={"kind": "forever", "params": {}}).json()
-        assert finished(client, video.json()["id"])["status"] == "completed"
-        assert finished(client, failing.json()["id"])["status"] == "failed"
-        assert finished(client, profiled.json()["job_id"])["status"] == "completed"
+        assert finished_job(client, video.json()["id"])["status"] == "completed"
+        assert finished_job(client, failing.json()["id"])["status"] == "failed"
+        assert finished_job(client, profiled.json()["job_id"])["status"] == "completed"
         assert client.get(f"/api/v1/jobs/{forever['id']}?wait=5&after_seq=2").json()["status"] == (
             "running"
         )
         samples = scrape(server)
         client.post(f"/api/v1/jobs/{forever['id']}/cancel")
-        assert finished(client, forever["id"])["status"] == "cancelled"
+        assert finished_job(client, forever["id"])["status"] == "cancelled"
         after_cancel = scrape(server)
 
     # Jobs by kind and current status, read from the store: every status of every kind.

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -43,32 +44,65 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Embedded worker concurrency (0: none)")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="critical, error, warning, info, debug or trace")
+    ] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json: one JSON object per line [env: JOBSTREAM_LOG_FORMAT]"),
+    ] = None,
 ) -> None:
     """Run the server, embedded workers and web UI (settings also from JOBSTREAM_* variables)."""
     from pydantic import ValidationError
+    from uvicorn.config import LOG_LEVELS
 
+    from jobstream.extras import MissingExtra
+    from jobstream.server.app import create_app
     from jobstream.server.serve import run
     from jobstream.settings import Settings
 
     overrides: dict[str, Any] = {
         k: v
-        for k, v in {"host": host, "port": port, "data_dir": data_dir, "workers": workers}.items()
+        for k, v in {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "workers": workers,
+            "log_format": log_format,
+        }.items()
         if v is not None
     }
     if allow_insecure_auth:
         overrides["allow_insecure_auth"] = True
+    if log_level.lower() not in LOG_LEVELS:
+        _error(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+        raise typer.Exit(2)
     try:
         settings = Settings(**overrides)
         settings.check()
-    except (ValidationError, ValueError) as exc:
-        err.print(f"[red]jobstream: {exc}[/red]")
+    except ValidationError as exc:
+        _error("; ".join(_setting_error(e) for e in exc.errors()))
         raise typer.Exit(2) from None
-    err.print(
-        f"jobstream on http://{settings.host}:{settings.port}  (auth: {settings.auth_mode}, "
-        f"data: {settings.data_dir.resolve()}, UI at /, API docs at /docs)"
-    )
-    run(settings, log_level=log_level)
+    except ValueError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    try:
+        app = create_app(settings)
+    except (MissingExtra, ValueError) as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    run(settings, app, log_level=log_level)
+
+
+def _setting_error(error: Any) -> str:
+    """``JOBSTREAM_LOG_FORMAT: Input should be 'text' or 'json'``"""
+    name = "JOBSTREAM_" + "_".join(str(part) for part in error["loc"]).upper()
+    return f"{name}: {error['msg']}"
+
+
+def _error(message: str) -> None:
+    """One plain line on stderr: no markup, no wrapping at the terminal's width."""
+    typer.echo(f"jobstream: {message}", err=True)
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -87,11 +121,19 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 def _client(server: str, token: str | None) -> Any:
     from jobstream.client import JobstreamClient
 
+    if not server.startswith(("http://", "https://")):
+        _error(f"--server must be an http:// or https:// URL, not {server!r}")
+        raise typer.Exit(2)
     return JobstreamClient(server, token=token)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]{exc}[/red]")
+    from jobstream.client import ServerUnreachable
+
+    if isinstance(exc, ServerUnreachable):
+        _error(f"{exc}; is `jobstream serve` running? use --server or JOBSTREAM_SERVER")
+    else:
+        _error(str(exc))
     return typer.Exit(1)
 
 
@@ -108,9 +150,11 @@ def submit(
     """Submit a job and print its id."""
     from jobstream.client import ClientError
 
+    params = _params(param or [])
+
     async def go() -> str:
         async with _client(server, token) as client:
-            job: dict[str, Any] = await client.submit(kind, _params(param or []))
+            job: dict[str, Any] = await client.submit(kind, params)
             return str(job["id"])
 
     try:
@@ -122,7 +166,8 @@ def submit(
         watch(job_id, server=server, token=token)
 
 
-@app.command()
+# A job id may start with "-" (ids are URL-safe base64): taken as the id, not as an option.
+@app.command(context_settings={"ignore_unknown_options": True})
 def watch(
     job_id: Annotated[str, typer.Argument(help="The job to follow")],
     server: ServerOpt = "http://127.0.0.1:8000",
@@ -142,9 +187,12 @@ def watch(
             TextColumn("[dim]{task.fields[eta]}"),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task(job_id, total=100, status="…", step="", eta="")
-            async with _client(server, token) as client:
+        async with _client(server, token) as client:
+            # Fails at once, in one line, when the server is unreachable or the job unknown.
+            job = await client.get(job_id)
+            outcome["download"] = client.url(job["links"]["result"])
+            with Progress(*columns, console=console, transient=False) as bar:
+                task = bar.add_task(job_id, total=100, status="…", step="", eta="")
                 # From the first event: the whole log so far, then live (the log is bounded).
                 async for event in client.follow(job_id, last_event_id=0):
                     data = event.data.get("data", event.data)
@@ -176,9 +224,12 @@ def watch(
         raise typer.Exit(130) from None
     status = outcome.get("status")
     if status == "completed":
-        console.print(f"[green]completed[/green] {codec.dumps_str(outcome.get('result'))}")
+        result = codec.dumps_str(outcome.get("result"))
+        console.print(f"[green]completed[/green] {escape(result)}", soft_wrap=True)
+        console.print(f"download: {outcome['download']}", soft_wrap=True, highlight=False)
     elif status in ("failed", "cancelled"):
-        console.print(f"[red]{status}[/red]: {outcome.get('message') or outcome.get('error')}")
+        message = outcome.get("message") or outcome.get("error")
+        console.print(f"[red]{status}[/red]: {escape(str(message))}", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -199,7 +250,13 @@ def _show(bar: Progress, task: Any, data: dict[str, Any], status: str | None) ->
 def jobs(
     status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
     kind: Annotated[str | None, typer.Option(help="Only jobs of this kind")] = None,
-    limit: Annotated[int, typer.Option(help="How many")] = 20,
+    limit: Annotated[int, typer.Option(help="How many", min=1, max=200)] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue a listing: the next_cursor it ended with")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the page as JSON: {items, next_cursor}")
+    ] = False,
     server: ServerOpt = "http://127.0.0.1:8000",
     token: TokenOpt = None,
 ) -> None:
@@ -208,25 +265,46 @@ def jobs(
 
     async def go() -> dict[str, Any]:
         async with _client(server, token) as client:
-            page: dict[str, Any] = await client.list(status=status, kind=kind, limit=limit)
+            page: dict[str, Any] = await client.list(
+                status=status, kind=kind, limit=limit, cursor=cursor
+            )
             return page
 
     try:
         page = asyncio.run(go())
     except ClientError as exc:
         raise _fail(exc) from None
-    table = Table("id", "kind", "status", "progress", "step", "created")
+    if as_json:
+        typer.echo(codec.dumps_str(page))
+        return
+    # Ids are what people copy into ``watch``: no column is cut, wrapped or shortened, whatever
+    # the terminal's width (80 when piped), but the step, which gives way.
+    rows = []
     for job in page["items"]:
-        step = f"{job['current_step']}/{job['total_steps']}" if job.get("total_steps") else ""
-        table.add_row(
-            job["id"],
-            job["kind"],
-            job["status"],
-            f"{job['progress']:.0f}%",
-            step,
-            job["created_at"],
+        step = ""
+        if job.get("total_steps"):
+            step = f"{job['current_step']}/{job['total_steps']} {job.get('step_name') or ''}"
+        progress = f"{job['progress']:.0f}%"
+        rows.append(
+            (job["id"], job["kind"], job["status"], progress, _when(job["created_at"]), step)
         )
-    console.print(table)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    headers = ("id", "kind", "status", "progress", "created")
+    for i, header in enumerate(headers):
+        width = max([len(header), *(len(row[i]) for row in rows)])
+        justify: Any = "right" if header == "progress" else "left"
+        table.add_column(header, no_wrap=True, min_width=width, justify=justify)
+    table.add_column("step", no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row[:-1], escape(row[-1]))
+    console.print(table, crop=False)
+    if page.get("next_cursor"):
+        console.print(f"more: --cursor {page['next_cursor']}", soft_wrap=True, highlight=False)
+
+
+def _when(iso: str) -> str:
+    """``2026-11-23T10:00:00.123Z`` -> ``2026-11-23 10:00:00`` (UTC, as the server sends it)."""
+    return iso.replace("T", " ")[:19]
 
 
 @app.command()

@@ -18,6 +18,7 @@ from jobstream.bus.base import EventBus
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
 from jobstream.store.base import InsufficientCredits, JobPage, JobStore
+from jobstream.worker.observer import NO_OBSERVER, JobObserver
 from jobstream.worker.pool import terminal_event
 from jobstream.worker.registry import Registry, UnknownKind
 
@@ -55,6 +56,7 @@ class JobService:
         *,
         on_queued: Callable[[], None] | None = None,
         submit_rate_per_minute: int = 0,
+        observer: JobObserver | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -62,6 +64,7 @@ class JobService:
         self._on_queued = on_queued
         self._rate = submit_rate_per_minute
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._observer = observer or NO_OBSERVER
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class JobService:
         job = job.apply(event)
         await self.store.create(job, event)
         await self.bus.publish([event])
+        self._observer.queued(job)
         if self._on_queued is not None:
             self._on_queued()
         return job

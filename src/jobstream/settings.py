@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     result_link_seconds: float = Field(default=3600.0, gt=0)
     shutdown_grace_seconds: float = Field(default=3.0, ge=0)
 
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (``jobstream serve --log-format``)."""
+    log_progress_seconds: float = Field(default=5.0, gt=0)
+    """A running job's progress is logged at most this often."""
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

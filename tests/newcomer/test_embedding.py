@@ -7,10 +7,6 @@ links pointed at ``/api/v1/...`` instead of under the mount, and its UI loaded `
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,42 +14,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from serverproc import ROOT, free_port
+from serverproc import HostServer
 from ssehelp import collect
-
-
-class HostServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / "host.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "JOBSTREAM_DEMO_SPEED": "20"}
-        env.pop("JOBSTREAM_DATA_DIR", None)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "embedhost:app", "--port", str(self.port)],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(f"the host app did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture

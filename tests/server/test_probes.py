@@ -162,13 +162,14 @@ async def test_an_oversized_chunked_body_is_413_not_400(
         yield b'"}}'
 
     before = len((await alice.get("/api/v1/jobs?limit=200")).json()["items"])
+    log_before = len(server.log())
     response = await alice.post(
         "/api/v1/jobs", content=chunks(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413, response.text
     assert "at most" in response.json()["detail"]
     assert len((await alice.get("/api/v1/jobs?limit=200")).json()["items"]) == before
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in server.log()[log_before:]  # a client's mistake, not an error
 
 
 @pytest.mark.parametrize(

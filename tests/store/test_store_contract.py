@@ -236,6 +236,24 @@ async def test_list_jobs_newest_first_with_filters(store: JobStore) -> None:
     assert (await store.list_jobs(owner="carol")).items == []
 
 
+async def test_count_by_status_counts_each_kind_and_status(store: JobStore) -> None:
+    assert await store.count_by_status() == {}
+    for owner in ("alice", "bob", "bob"):
+        await add(store, owner=owner, kind="video")
+    await add(store, kind="pdf")
+    cancelled = await add(store, kind="pdf")
+    await store.transition(
+        cancelled.id, {JobStatus.QUEUED}, ending(EventType.CANCELLED, message="x")
+    )
+    await claim(store, ["video"])
+    assert await store.count_by_status() == {
+        ("video", JobStatus.QUEUED): 2,
+        ("video", JobStatus.RUNNING): 1,
+        ("pdf", JobStatus.QUEUED): 1,
+        ("pdf", JobStatus.CANCELLED): 1,
+    }
+
+
 async def test_list_jobs_pages_with_cursor(store: JobStore) -> None:
     # Two jobs share a creation time: the id breaks the tie, byte-wise ("a" sorts after "B").
     ids = ["j0", "j1", "j2", "Bsame", "asame", "j5", "j6"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from jobstream.bus.base import EventBus
 from jobstream.bus.memory import MemoryBus
 from jobstream.bus.subscriber import Subscriber, Wake
+from jobstream.extras import require_driver
 
 __all__ = ["EventBus", "MemoryBus", "Subscriber", "Wake", "create_bus"]
 
@@ -13,6 +14,7 @@ def create_bus(url: str | EventBus) -> EventBus:
     """An instance is used as it is; a URL picks a backend by its scheme, imported lazily."""
     if isinstance(url, EventBus):
         return url
+    require_driver(url, "bus")
     scheme = url.split("://", 1)[0]
     if scheme == "memory":
         return MemoryBus()

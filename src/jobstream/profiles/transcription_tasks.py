@@ -157,7 +157,6 @@ async def create_task(
     """``{"source_url", "language"}`` (both optional) → ``{"task_id": "...", "state"}``."""
     params = (body or TaskParams()).model_dump(mode="json")
     job = await rt.jobs.submit(user, KIND, params)
-    rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
     return {"task_id": job.id, "state": _state(job)}
 
 

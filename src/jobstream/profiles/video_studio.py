@@ -230,7 +230,6 @@ async def generate(
     """Queue a video job → the video record (its ``id`` is the job id). Debits the video
     kind's cost (100 credits); 402 with the balance when it does not cover it."""
     job = await rt.jobs.submit(user, KIND, body.model_dump(mode="json"))
-    rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
     return json_response(video_record(job, signer, links))
 
 

@@ -10,7 +10,6 @@ runs: the host runs it from its own with ``lifespan=jobstream.lifespan(progress)
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -21,8 +20,9 @@ from starlette.types import Receive, Scope, Send
 
 from jobstream.bus import EventBus
 from jobstream.profiles import ROUTERS as PROFILE_ROUTERS
-from jobstream.server.auth import redact
+from jobstream.server.docs import mount_docs
 from jobstream.server.errors import install_error_handlers
+from jobstream.server.logs import install_log_redaction
 from jobstream.server.middleware import BodySizeLimit
 from jobstream.server.routes import ROUTERS
 from jobstream.server.runtime import Runtime, build_runtime, load_registrar
@@ -74,6 +74,8 @@ def create_app(
         version="0.1.0",
         summary="Real-time progress for long-running jobs over SSE, WebSocket and polling",
         lifespan=own_lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.jobstream = runtime
     install_error_handlers(app, runtime.metrics)
@@ -91,6 +93,7 @@ def create_app(
         app.include_router(router)
     for plugin in plugins:
         plugin(app, runtime)
+    mount_docs(app)
     mount_ui(app)
     install_log_redaction()
     return app
@@ -116,25 +119,6 @@ def lifespan(jobstream_app: FastAPI, inner: Lifespan | None = None) -> Lifespan:
                     yield
 
     return run
-
-
-class _RedactTokens(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str) and any(
-            key in record.msg for key in ("token=", "ticket=", "signature=")
-        ):
-            record.msg = redact(record.msg)
-        return True
-
-
-def install_log_redaction() -> None:
-    """Redact ``?token=``/``?ticket=`` from the access log and jobstream's own logs."""
-    for name in ("uvicorn.access", "uvicorn.error", "jobstream"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
-            logger.addFilter(_RedactTokens())
 
 
 __all__ = ["create_app", "lifespan", "load_registrar"]

@@ -8,7 +8,6 @@ cookie, or ``?ticket=`` (a single-use stream ticket valid for at most a minute).
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -164,11 +163,3 @@ def _principal(claims: Mapping[str, object]) -> Principal:
     if not isinstance(roles, list):
         raise AuthError("the token's 'roles' claim must be a list")
     return Principal(str(claims["sub"]), frozenset(str(r) for r in roles))
-
-
-_SECRET_QUERY = re.compile(r"([?&](?:token|ticket|signature)=)[^&\s\"]*")
-
-
-def redact(text: str) -> str:
-    """Hide ``token=``, ``ticket=`` and ``signature=`` query values (for access logs)."""
-    return _SECRET_QUERY.sub(r"\1[redacted]", text)

@@ -19,11 +19,13 @@ from typing import Any
 
 from jobstream.bus import EventBus, create_bus
 from jobstream.server.auth import Authenticator
-from jobstream.server.metrics import Metrics
+from jobstream.server.logs import JobLog
+from jobstream.server.metrics import JobMetrics, Metrics
 from jobstream.service import JobService
 from jobstream.settings import Settings
 from jobstream.store import JobStore, create_store
 from jobstream.streams.lifecycle import StreamHub
+from jobstream.worker.observer import Observers
 from jobstream.worker.pool import WorkerPool
 from jobstream.worker.registry import Registry
 
@@ -91,6 +93,7 @@ def build_runtime(
     store_.initial_credits = settings.initial_credits
     bus_ = create_bus(bus if bus is not None else settings.bus_url)
     metrics = Metrics()
+    observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None
     if settings.workers > 0:
         pool = WorkerPool(
@@ -102,9 +105,7 @@ def build_runtime(
             lease_seconds=settings.lease_seconds,
             recover_all_on_start=settings.embedded_store,
             shutdown_grace=settings.shutdown_grace_seconds,
-            on_finished=lambda job, event: metrics.jobs_finished.labels(
-                kind=job.kind, status=job.status.value
-            ).inc(),
+            observer=observer,
         )
     jobs = JobService(
         store_,
@@ -112,6 +113,7 @@ def build_runtime(
         registry,
         on_queued=pool.notify if pool is not None else None,
         submit_rate_per_minute=settings.submit_rate_per_minute,
+        observer=observer,
     )
     return Runtime(
         settings=settings,

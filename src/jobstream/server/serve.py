@@ -13,8 +13,10 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOG_LEVELS
 
 from jobstream.server.app import create_app
+from jobstream.server.logs import log_config
 from jobstream.settings import Settings
 
 log = logging.getLogger("jobstream")
@@ -38,18 +40,44 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run(settings: Settings, *, log_level: str = "info", access_log: bool = True) -> None:
-    app = create_app(settings)
+def run(
+    settings: Settings,
+    app: FastAPI | None = None,
+    *,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
+    """Serve ``app`` (by default ``create_app(settings)``) until SIGTERM/SIGINT, every log
+    record in ``settings.log_format`` (``server/logs.py``)."""
+    if app is None:
+        app = create_app(settings)
+    level = LOG_LEVELS[log_level.lower()]
+    logging.captureWarnings(True)  # Python warnings are log records too, in the same format
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        log_config=log_config(settings.log_format, level),
+        log_level=level,
         access_log=access_log,
         timeout_graceful_shutdown=max(int(settings.shutdown_grace_seconds), 1),
         # Protocol pings for WebSocket streams; a peer that does not answer in time is dropped.
         ws_ping_interval=settings.ws_ping_seconds,
         ws_ping_timeout=settings.ws_ping_seconds,
         proxy_headers=True,
+    )
+    log.info(
+        "jobstream on http://%s:%s (auth: %s, data: %s, UI at /, API docs at /docs)",
+        settings.host,
+        settings.port,
+        settings.auth_mode,
+        settings.data_dir,
+        extra={
+            "event": "server.start",
+            "url": f"http://{settings.host}:{settings.port}",
+            "auth": settings.auth_mode,
+            "data_dir": str(settings.data_dir),
+            "workers": settings.workers,
+        },
     )
     Server(config, app).run()

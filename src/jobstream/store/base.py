@@ -208,3 +208,7 @@ class JobStore(abc.ABC):
         """An owner's (``None``: everyone's) jobs with stored events at ``pos > after_pos``,
         ordered by id, from ids above ``after_id`` (the previous page's last), at most
         ``limit``."""
+
+    @abc.abstractmethod
+    async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
+        """How many jobs there are of each ``(kind, status)`` (pairs with none are left out)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -264,3 +265,6 @@ class MemoryStore(JobStore):
             and any(e.pos is not None and e.pos > after_pos for e in log)
         )
         return [self._jobs[job_id] for job_id in ids[: max(limit, 0)]]
+
+    async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
+        return dict(Counter((job.kind, job.status) for job in self._jobs.values()))

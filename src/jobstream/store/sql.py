@@ -781,3 +781,10 @@ class SQLStore(JobStore):
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_row_to_job(row) for row in rows]
+
+    async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
+        # One pass over the (status, kind, created) index, not over the rows.
+        query = sa.select(_J.kind, _J.status, sa.func.count()).group_by(_J.kind, _J.status)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(kind, JobStatus(status)): int(count) for kind, status, count in rows}

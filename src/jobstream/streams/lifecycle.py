@@ -236,6 +236,9 @@ class StreamHub:
         )
         if subscriber.close_reason == "overflow":
             self.metrics.overflow_disconnects.inc()
+            log.warning(
+                "stream dropped: its reader fell too far behind", extra=_overflow_fields(handle)
+            )
         if subscriber.coalesced:
             self.metrics.coalesced.inc(subscriber.coalesced)
         async with self._freed:
@@ -465,3 +468,14 @@ class _Batch:
     units: list[Any]
     events: list[Event]
     ended: bool
+
+
+def _overflow_fields(handle: StreamHandle) -> dict[str, object]:
+    """The log fields of a stream dropped for falling behind."""
+    return {
+        "event": "stream.overflow",
+        "user": handle.user,
+        "transport": handle.transport,
+        "job_id": handle.subscriber.job_id,
+        "seconds_open": round(time.monotonic() - handle.opened, 3),
+    }

@@ -26,6 +26,7 @@ from jobstream.bus.base import EventBus
 from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
 from jobstream.store.base import JobStore
 from jobstream.worker.context import JobCancelled, JobContext, JobFailed
+from jobstream.worker.observer import NO_OBSERVER, JobObserver, waited_seconds
 from jobstream.worker.registry import JobKind, Registry
 from jobstream.worker.reporter import EventWriter, JobReporter
 
@@ -76,6 +77,7 @@ class WorkerPool:
         recover_all_on_start: bool = False,
         shutdown_grace: float = 3.0,
         on_finished: Callable[[Job, Event], Any] | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -88,6 +90,7 @@ class WorkerPool:
         self.recover_all_on_start = recover_all_on_start
         self.shutdown_grace = shutdown_grace
         self.on_finished = on_finished
+        self.observer = observer or NO_OBSERVER
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self.writer = EventWriter(store, bus, self.worker_id)
         self._running: dict[str, _Running] = {}
@@ -173,7 +176,8 @@ class WorkerPool:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
 
     def _start(self, job: Job) -> None:
-        reporter = JobReporter(job, self.writer)
+        reporter = JobReporter(job, self.writer, observer=self.observer)
+        self.observer.started(job, waited_seconds(job))
         running = _Running(job.id, None, reporter)
         self._running[job.id] = running
         self._idle.clear()
@@ -252,6 +256,8 @@ class WorkerPool:
 
     async def _finish(self, reporter: JobReporter, type_: EventType, data: dict[str, Any]) -> None:
         final = await reporter.finish(type_, data)
+        if final is not None:
+            self.observer.finished(reporter.job, final, time.monotonic() - reporter.started)
         if final is not None and self.on_finished is not None:
             outcome = self.on_finished(reporter.job, final)
             if asyncio.iscoroutine(outcome):
@@ -303,7 +309,7 @@ class WorkerPool:
             return None
         after, event = moved
         await self.bus.publish([event])
-        log.info("recovered job %s: %s", job.id, event.type.value)
+        self.observer.recovered(after, event)
         if event.type.terminal and self.on_finished is not None:
             outcome = self.on_finished(after, event)
             if asyncio.iscoroutine(outcome):

@@ -28,6 +28,7 @@ from jobstream.bus.base import EventBus
 from jobstream.eta import EtaEstimator
 from jobstream.models import Artifact, Event, EventType, Job
 from jobstream.store.base import Append, JobStore
+from jobstream.worker.observer import JobObserver, StepClock
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,16 @@ class EventWriter:
 class JobReporter:
     """The single writer of a running job's events; ``finish`` ends it."""
 
-    def __init__(self, job: Job, writer: EventWriter) -> None:
+    def __init__(
+        self, job: Job, writer: EventWriter, *, observer: JobObserver | None = None
+    ) -> None:
         self.job = job
         self._writer = writer
         self._pending: list[Event] = []
         self._stored_seq = job.seq
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._eta = EtaEstimator()
+        self._steps = StepClock(job, observer)
         self.finished = False
         self.lost = False
         self.started = time.monotonic()
@@ -172,6 +176,7 @@ class JobReporter:
         job = self.job
         event = Event(job_id=job.id, owner=job.owner, seq=job.seq + 1, type=type_, data=data)
         self.job = job.apply(event)
+        self._steps.saw(self.job, event)
         if not self.lost:  # a job taken over elsewhere: nothing more is written
             self._pending.append(event)
             self._writer.mark(self)

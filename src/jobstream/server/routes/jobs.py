@@ -57,7 +57,6 @@ async def kinds(rt: RuntimeDep, user: UserDep) -> list[dict[str, Any]]:
 @router.post("/jobs", status_code=202, summary="Submit a job")
 async def submit(body: SubmitJob, rt: RuntimeDep, user: UserDep, links: LinksDep) -> Response:
     job = await rt.jobs.submit(user, body.kind, body.params)
-    rt.metrics.jobs_submitted.labels(kind=job.kind).inc()
     return json_response(links.public_job(job), 202, {"Location": links.job(job.id)["self"]})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from jobstream.server.deps import RuntimeDep
 
 router = APIRouter(tags=["ops"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="Liveness")
@@ -36,6 +38,14 @@ async def readyz(rt: RuntimeDep) -> Response:
 async def metrics(rt: RuntimeDep) -> Response:
     rt.metrics.subscriptions.set(rt.bus.subscriber_count)
     rt.metrics.backlog_max.set(rt.hub.largest_backlog)
+    try:
+        counts = await asyncio.wait_for(rt.store.count_by_status(), timeout=2.0)
+    except Exception:
+        # The store is down: the other metrics still answer; the job counts are left out.
+        log.warning("metrics: counting jobs in the store failed", exc_info=True)
+        rt.metrics.jobs.clear()
+    else:
+        rt.metrics.set_job_counts(counts, rt.registry.names())
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

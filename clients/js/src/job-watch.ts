@@ -13,9 +13,8 @@
  */
 
 import { sleep } from './backoff.js';
-import type { JobStreamClient } from './client.js';
-import { jobPath } from './client.js';
 import type { JobStreamError } from './errors.js';
+import { jobPath } from './paths.js';
 import {
   applyEvent,
   isJob,
@@ -34,8 +33,9 @@ import {
   type JobEvent,
   type LogEntry,
   type TransportName,
+  type WatchConfig,
 } from './types.js';
-import { StateStore, StreamRunner, type StreamRequest, type StreamTarget, type WatchConfig } from './watch.js';
+import { StateStore, StreamRunner, type StreamRequest, type StreamTarget, type WatchClient } from './watch.js';
 
 export interface JobWatchHandlers {
   /** The job changed (a snapshot or a folded event). */
@@ -86,7 +86,7 @@ export class JobWatch extends StateStore<JobWatchState> {
   private doneWaiters: { resolve: (job: Job) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(
-    private readonly client: JobStreamClient,
+    private readonly client: WatchClient,
     id: string,
     options: WatchJobOptions = {},
   ) {

@@ -11,13 +11,12 @@
  */
 
 import { sleep } from './backoff.js';
-import type { JobStreamClient } from './client.js';
-import { API_PREFIX } from './client.js';
 import type { JobStreamError } from './errors.js';
+import { API_PREFIX } from './paths.js';
 import { applyEvent, isJob, isJobEvent, isRecord, jobFromFirstEvent, mergeSnapshot } from './reduce.js';
 import type { TransportContext, WireMessage } from './transports/base.js';
-import type { ConnectionState, Job, JobEvent, TransportName } from './types.js';
-import { StateStore, StreamRunner, type StreamRequest, type WatchConfig } from './watch.js';
+import type { ConnectionState, Job, JobEvent, TransportName, WatchConfig } from './types.js';
+import { StateStore, StreamRunner, type StreamRequest, type WatchClient } from './watch.js';
 
 export interface JobsWatchHandlers {
   /** The list changed. */
@@ -56,7 +55,7 @@ export class JobsWatch extends StateStore<JobsWatchState> {
   private cursor: string | undefined;
 
   constructor(
-    private readonly client: JobStreamClient,
+    private readonly client: WatchClient,
     options: WatchJobsOptions = {},
   ) {
     super({ jobs: [], connection: 'connecting', transport: null, error: null });

@@ -17,12 +17,12 @@ import type { JobStreamError } from './errors.js';
 import { jobPath } from './paths.js';
 import {
   applyEvent,
-  isJob,
   isJobEvent,
-  isRecord,
   jobFromFirstEvent,
+  jobSnapshotMessage,
   logEntryFromEvent,
   mergeSnapshot,
+  snapshotJob,
 } from './reduce.js';
 import type { TransportContext, WireMessage } from './transports/base.js';
 import {
@@ -291,8 +291,7 @@ export class JobWatch extends StateStore<JobWatchState> {
       }
     }
     if (message.event === 'snapshot') {
-      // The job object itself, or (WebSocket) an envelope-shaped `{type: "snapshot", data: job}`.
-      const job = isJob(value) ? value : isRecord(value) && isJob(value['data']) ? value['data'] : null;
+      const job = snapshotJob(value);
       if (job) this.applySnapshot(job, true);
       return;
     }
@@ -322,7 +321,7 @@ export class JobWatch extends StateStore<JobWatchState> {
         }
         ctx.onActivity();
         etag = answer.etag;
-        if (answer.job) ctx.onMessage({ event: 'snapshot', data: '', value: answer.job });
+        if (answer.job) ctx.onMessage({ event: 'snapshot', data: '', value: jobSnapshotMessage(answer.job) });
       } finally {
         clearTimeout(timer);
         ctx.signal.removeEventListener('abort', forward);

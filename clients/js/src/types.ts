@@ -121,6 +121,27 @@ export type JobEvent = {
   [T in JobEventType]: { type: T; job_id: string; seq: number; ts: string; data: EventDataMap[T] };
 }[JobEventType];
 
+/** The first message of a stream of one job (SSE `event: snapshot`, whose `id:` is the job's
+ * `seq`, and the WebSocket's first text message): the canonical envelope around the whole job. */
+export interface JobSnapshotMessage {
+  type: 'snapshot';
+  job_id: string;
+  seq: number;
+  ts: string;
+  data: Job;
+}
+
+/** The first message of the all-jobs stream (SSE and WebSocket): the caller's recent jobs, and
+ * the stream's `cursor` to resume from (also the SSE `id:`). */
+export interface JobsSnapshotMessage {
+  type: 'snapshot';
+  job_id: null;
+  seq: null;
+  cursor: number;
+  ts: string;
+  data: { items: Job[] };
+}
+
 export function isTerminalEvent(event: Pick<JobEvent, 'type'>): boolean {
   return event.type === 'completed' || event.type === 'failed' || event.type === 'cancelled';
 }

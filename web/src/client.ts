@@ -8,9 +8,10 @@ import { auth } from './auth';
 
 export function createClient(): JobStreamClient {
   return new JobStreamClient({
-    // Absolute, so that the WebSocket transport can build ws:// URLs from it. No token: after
-    // the sign-in the browser sends the HttpOnly cookie with every request and stream.
-    baseUrl: window.location.origin,
+    // The app's root as the page's <base href> has it (the server sets it to its mount prefix,
+    // or /), absolute, so that the WebSocket transport can build ws:// URLs from it. No token:
+    // after the sign-in the browser sends the HttpOnly cookie with every request and stream.
+    baseUrl: new URL('.', document.baseURI).href,
     onUnauthorized: () => auth.requireSignIn(),
   });
 }

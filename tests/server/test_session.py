@@ -8,6 +8,7 @@ sends by itself must not let another site's page change anything.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -15,6 +16,9 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from serverproc import ServerProcess, bearer, token
 
@@ -283,3 +287,26 @@ async def test_who_am_i_without_a_session_is_401_and_a_reporter_403(
     assert reporter.status_code == 403
     admin = await anon.get("/api/v1/session", headers=bearer("root", ["admin"]))
     assert admin.status_code == 200 and admin.json()["roles"] == ["admin"]
+
+
+async def test_a_websocket_with_the_cookie_from_a_foreign_origin_is_refused(
+    server: ServerProcess,
+) -> None:
+    """A socket's messages are readable by the page that opened it (no CORS), so a handshake
+    that only the cookie authenticates must come from an allowed origin; a client that sends no
+    Origin is no browser page, and passes."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        job = (await client.post("/api/v1/jobs", json=VIDEO, headers=bearer("alice"))).json()
+    url = f"ws://127.0.0.1:{server.port}/ws/jobs/{job['id']}"
+    cookie = {"Cookie": f"jobstream_token={token('alice')}"}
+
+    async with connect(url, additional_headers=cookie, origin=Origin("https://evil.example")) as ws:
+        with pytest.raises(ConnectionClosed) as refused:
+            await ws.recv()
+    assert refused.value.rcvd is not None and refused.value.rcvd.code == 4403
+    assert "evil.example" in refused.value.rcvd.reason
+
+    for origin in (Origin(server.url), None):
+        async with connect(url, additional_headers=cookie, origin=origin) as ws:
+            first = json.loads(await ws.recv())
+        assert first["job_id"] == job["id"], first

@@ -9,7 +9,10 @@ The cookie is the browser's sign-in (``POST /api/v1/session`` sets it). A browse
 itself, so a state change authenticated by it alone is a possible cross-site request forgery:
 it must carry an ``Origin`` that is the server's own or in ``JOBSTREAM_ALLOWED_ORIGINS``
 (``check_origin``). A header or ``?token=`` cannot be sent by another site's page, and a GET
-(a stream included) changes nothing, so neither is checked.
+(a stream included) changes nothing, so neither is checked. A WebSocket handshake with the
+cookie and a foreign ``Origin`` is refused too: unlike a cross-origin ``fetch``, a socket's
+messages are readable by the page that opened it (browsers always send ``Origin`` there; a
+client without one is not a browser page).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class RequestOrigin:
     method: str
     origin: str | None
     own_origin: str
+    websocket: bool = False
 
     @property
     def changes_state(self) -> bool:
@@ -136,6 +140,8 @@ class Authenticator:
         principal = self.decode(token, cookie=True)
         if request is not None and request.changes_state:
             self.check_origin(request)
+        elif request is not None and request.websocket:
+            self.check_origin(request, required=False)
         return principal
 
     def check_origin(self, request: RequestOrigin, *, required: bool = True) -> None:

@@ -5,7 +5,8 @@ WebSocket runner call the same function, so what a token may do cannot differ be
 A reporter-only token may report progress (``POST /api/v1/jobs/{id}/events``) and nothing else;
 a stream ticket opens a stream (SSE, WebSocket, a long-poll of one job) and nothing else; an HTTP
 request that changes state (POST, PUT, PATCH, DELETE) with only the sign-in cookie must come from
-an allowed ``Origin`` (the CSRF check of ``Authenticator.authenticate``).
+an allowed ``Origin`` (the CSRF check of ``Authenticator.authenticate``), and so must a WebSocket
+handshake with the cookie that carries an ``Origin``.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ def runtime(conn: HTTPConnection) -> Runtime:
     return rt
 
 
-def request_origin(conn: HTTPConnection) -> RequestOrigin | None:
-    """An HTTP request's method, ``Origin`` and the server's own origin (scheme and ``Host``,
-    as the client reached it: behind a proxy, uvicorn's ``--proxy-headers`` set the scheme);
-    ``None`` for a WebSocket, whose handshake is a GET."""
-    if conn.scope["type"] != "http":
-        return None
+def request_origin(conn: HTTPConnection) -> RequestOrigin:
+    """A request's method, ``Origin`` and the server's own origin (scheme and ``Host``, as the
+    client reached it: behind a proxy, uvicorn's proxy headers set the scheme). A WebSocket
+    handshake is a GET from the page's ``http(s)`` origin."""
+    websocket = conn.scope["type"] == "websocket"
+    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
     return RequestOrigin(
-        method=conn.scope["method"],
+        method="GET" if websocket else conn.scope["method"],
         origin=conn.headers.get("origin"),
-        own_origin=f"{conn.url.scheme}://{conn.url.netloc}",
+        own_origin=f"{scheme}://{conn.url.netloc}",
+        websocket=websocket,
     )
 
 

@@ -162,42 +162,6 @@ class ServerProcess:
         return 0.0
 
 
-class HostServer:
-    """``tests/embedhost.py`` under uvicorn: a host app with jobstream mounted at ``/progress``."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / "host.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "JOBSTREAM_DEMO_SPEED": "20"}
-        env.pop("JOBSTREAM_DATA_DIR", None)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "embedhost:app", "--port", str(self.port)],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(f"the host app did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def finished_job(client: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """The job once it is completed, failed or cancelled (polled through ``client``)."""
     deadline = time.monotonic() + timeout

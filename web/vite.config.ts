@@ -6,8 +6,10 @@ const here = (path: string): string => fileURLToPath(new URL(path, import.meta.u
 
 // The UI imports the client package from its source, so one build needs no prior step; React is
 // deduplicated so the hooks and the app share one copy. JSX goes through esbuild (no Babel).
+// `base: './'`: the build refers to its assets relative to the page's <base href>, which the
+// server sets to the app's root (`/`, or its mount prefix such as `/progress/`).
 export default defineConfig({
-  base: '/',
+  base: './',
   resolve: {
     alias: [
       { find: /^@jobstream\/client\/react$/, replacement: here('../clients/js/src/react/index.ts') },

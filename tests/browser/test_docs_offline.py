@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from uihelp import BrowserPage, expect
 
-from serverproc import HostServer, ServerProcess
+from hostproc import HostServer
+from serverproc import ServerProcess
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route

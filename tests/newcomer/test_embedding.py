@@ -1,12 +1,14 @@
 """jobstream mounted inside a host FastAPI app (``tests/embedhost.py``), on a real server.
 
 Mounted, a sub-app's lifespan never ran (every request: 500 "the store is not started"), its
-links pointed at ``/api/v1/...`` instead of under the mount, and its UI loaded ``/assets/...``.
+links pointed at ``/api/v1/...`` instead of under the mount, and its UI loaded ``/assets/...``
+(the UI in Chromium: ``tests/browser/test_embedded_ui.py``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from serverproc import HostServer
+from hostproc import HostServer
+from serverproc import SECRET, ServerProcess, token
 from ssehelp import collect
 
 
@@ -71,3 +74,49 @@ async def test_a_mounted_jobstream_runs_and_links_under_its_prefix(host: HostSer
         snapshot_message = json.loads(await ws.recv())
     assert snapshot_message["type"] == "snapshot"
     assert snapshot_message["data"]["links"]["self"] == root
+
+
+async def test_the_mounted_ui_has_its_base_at_the_prefix_and_its_assets_load(
+    host: HostServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=host.url, timeout=30) as client:
+        for page in ("/progress/", "/progress/new", "/progress/jobs/some-id"):
+            response = await client.get(page)
+            assert response.status_code == 200, page
+            assert '<base href="/progress/" />' in response.text, response.text
+        assets = re.findall(r'(?:src|href)="\./(assets/[^"]+)"', response.text)
+        assert len(assets) >= 2, response.text
+        for asset in assets:
+            assert (await client.get(f"/progress/{asset}")).status_code == 200, asset
+            assert (await client.get(f"/{asset}")).status_code == 404  # the host's root
+
+
+async def test_the_ui_at_the_root_has_its_base_at_the_root(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for page in ("/", "/new", "/jobs/some-id"):
+            response = await client.get(page)
+            assert response.status_code == 200
+            assert response.text.count("<base ") == 1
+            assert '<base href="/" />' in response.text
+
+
+def test_a_mounted_sign_in_cookie_is_scoped_to_the_prefix(tmp_path: Path) -> None:
+    host = HostServer(
+        tmp_path / "jwt-host", {"JOBSTREAM_AUTH": "jwt", "JOBSTREAM_JWT_SECRET": SECRET}
+    )
+    try:
+        with httpx.Client(base_url=host.url, timeout=30) as client:
+            signed = client.post("/progress/api/v1/session", json={"token": token("alice")})
+            assert signed.status_code == 200, signed.text
+            attributes = [a.strip() for a in signed.headers["set-cookie"].split(";")]
+            assert "Path=/progress" in attributes, attributes
+            me = client.get("/progress/api/v1/session")
+            assert me.status_code == 200 and me.json()["sub"] == "alice"
+            job = client.post(
+                "/progress/api/v1/jobs",
+                json={"kind": "resize", "params": {"images": ["a.png"]}},
+                headers={"Origin": host.url},
+            )
+            assert job.status_code == 202, job.text
+    finally:
+        host.stop()

@@ -38,9 +38,13 @@ STEP_INFO = [
 
 
 def browser(server: ServerProcess, user: str) -> httpx.AsyncClient:
-    """The seed's page: same origin, signed in (the jobstream_token cookie), no header."""
+    """The seed's page: same origin, signed in (the jobstream_token cookie), no auth header;
+    its POSTs carry the page's ``Origin``, as a browser's do (the cookie's CSRF check)."""
     return httpx.AsyncClient(
-        base_url=server.url, cookies={"jobstream_token": token(user)}, timeout=30
+        base_url=server.url,
+        cookies={"jobstream_token": token(user)},
+        headers={"Origin": server.url},
+        timeout=30,
     )
 
 

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useSyncExternalStore } from 'react';
 
 import { auth } from './auth';
+import { useClient } from './client';
 import { SignInForm } from './components/SignInForm';
 import { HomePage } from './pages/HomePage';
 import { JobPage } from './pages/JobPage';
@@ -15,7 +16,8 @@ function useAuth() {
 export function App() {
   const path = usePath();
   const route = matchRoute(path);
-  const session = useAuth();
+  const signIn = useAuth();
+  const client = useClient();
   const mainRef = useRef<HTMLElement>(null);
   const firstRender = useRef(true);
 
@@ -53,18 +55,29 @@ export function App() {
             <Link to="/new" className="nav-link" aria-current={route.name === 'new' ? 'page' : undefined}>
               New job
             </Link>
-            {session.token ? (
-              <button type="button" className="button button--ghost" onClick={() => auth.signOut()} data-testid="signout-button">
-                Sign out
-              </button>
+            {signIn.session?.auth === 'jwt' ? (
+              <>
+                <span className="topbar__user" data-testid="session-user" title={`Signed in as ${signIn.session.sub}`}>
+                  <span className="visually-hidden">Signed in as </span>
+                  {signIn.session.sub}
+                </span>
+                <button
+                  type="button"
+                  className="button button--ghost"
+                  onClick={() => void auth.signOut(client)}
+                  data-testid="signout-button"
+                >
+                  Sign out
+                </button>
+              </>
             ) : null}
           </nav>
         </div>
       </header>
       <main id="main" ref={mainRef} className="container" tabIndex={-1}>
-        {session.needsSignIn ? <SignInForm hadToken={session.token !== null} /> : null}
-        {/* Keyed on the session, so every live view reconnects with a new token. */}
-        <div key={session.version} hidden={session.needsSignIn}>
+        {signIn.needsSignIn ? <SignInForm problem={signIn.problem} busy={signIn.busy} /> : null}
+        {/* Keyed on the sign-in, so every live view reconnects with the new cookie. */}
+        <div key={signIn.version} hidden={signIn.needsSignIn}>
           {page}
         </div>
       </main>

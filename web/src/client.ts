@@ -1,4 +1,5 @@
-/** The one client of the UI: same origin, the token from the sign-in, 401s open the sign-in. */
+/** The one client of the UI: the app's own server, signed in by the browser's cookie; a 401 opens
+ * the sign-in. */
 
 import { JobStreamClient } from '@jobstream/client';
 import { useJobStreamClient } from '@jobstream/client/react';
@@ -7,9 +8,10 @@ import { auth } from './auth';
 
 export function createClient(): JobStreamClient {
   return new JobStreamClient({
-    // Absolute, so that the WebSocket transport can build ws:// URLs from it.
-    baseUrl: window.location.origin,
-    token: () => auth.token(),
+    // The app's root as the page's <base href> has it (the server sets it to its mount prefix,
+    // or /), absolute, so that the WebSocket transport can build ws:// URLs from it. No token:
+    // after the sign-in the browser sends the HttpOnly cookie with every request and stream.
+    baseUrl: new URL('.', document.baseURI).href,
     onUnauthorized: () => auth.requireSignIn(),
   });
 }

@@ -3,10 +3,12 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 
 import { App } from './App';
+import { auth } from './auth';
 import { createClient } from './client';
 import './styles.css';
 
 const client = createClient();
+void auth.load(client);
 const root = document.getElementById('root');
 if (!root) throw new Error('no #root element');
 

@@ -1,11 +1,31 @@
 /**
- * A small history-API router: the UI has two pages (`/` and `/jobs/:id`), which does not justify
- * a routing library. The server answers every client route with index.html (SPA fallback).
+ * A small history-API router: the UI has three pages (`/`, `/new` and `/jobs/:id`), which does not
+ * justify a routing library. The server answers every client route with index.html (SPA fallback).
+ *
+ * Routes are paths inside the app, below its base: the page's `<base href>`, which the server sets
+ * to the app's root (`/`, or the prefix it is mounted under, e.g. `/progress/`). `/jobs/abc` is
+ * then `/progress/jobs/abc` in the address bar.
  */
 
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from 'react';
 
 const NAVIGATE = 'jobstream:navigate';
+
+/** The app's root path without its trailing slash: `''`, or e.g. `/progress`. */
+export const BASE_PATH = new URL(document.baseURI).pathname.replace(/\/+$/, '');
+
+/** The address-bar path of a route (`/jobs/abc` → `/progress/jobs/abc`). */
+export function href(route: string): string {
+  return `${BASE_PATH}${route}`;
+}
+
+/** The route of an address-bar path (`/progress/jobs/abc` → `/jobs/abc`); a path outside the base
+ * stays as it is (and matches no route). */
+export function routeOf(pathname: string): string {
+  if (!BASE_PATH) return pathname;
+  if (pathname === BASE_PATH) return '/';
+  return pathname.startsWith(`${BASE_PATH}/`) ? pathname.slice(BASE_PATH.length) : pathname;
+}
 
 function subscribe(listener: () => void): () => void {
   window.addEventListener('popstate', listener);
@@ -16,14 +36,17 @@ function subscribe(listener: () => void): () => void {
   };
 }
 
+/** The current route. */
 export function usePath(): string {
-  return useSyncExternalStore(subscribe, () => window.location.pathname);
+  return useSyncExternalStore(subscribe, () => routeOf(window.location.pathname));
 }
 
-export function navigate(path: string, options: { replace?: boolean } = {}): void {
-  if (path === window.location.pathname) return;
-  if (options.replace) window.history.replaceState(null, '', path);
-  else window.history.pushState(null, '', path);
+/** Goes to a route without a reload. */
+export function navigate(route: string, options: { replace?: boolean } = {}): void {
+  const target = href(route);
+  if (target === window.location.pathname) return;
+  if (options.replace) window.history.replaceState(null, '', target);
+  else window.history.pushState(null, '', target);
   window.dispatchEvent(new Event(NAVIGATE));
 }
 
@@ -43,7 +66,7 @@ export function jobHref(id: string): string {
 
 type LinkProps = AnchorHTMLAttributes<HTMLAnchorElement> & { to: string };
 
-/** An `<a>` that navigates without a reload (a modified click still opens a new tab). */
+/** An `<a>` to a route that navigates without a reload (a modified click still opens a new tab). */
 export function Link({ to, onClick, ...rest }: LinkProps) {
   const handleClick = (event: MouseEvent<HTMLAnchorElement>): void => {
     onClick?.(event);
@@ -61,5 +84,5 @@ export function Link({ to, onClick, ...rest }: LinkProps) {
     event.preventDefault();
     navigate(to);
   };
-  return <a href={to} onClick={handleClick} {...rest} />;
+  return <a href={href(to)} onClick={handleClick} {...rest} />;
 }

@@ -9,35 +9,22 @@
 import { JobStreamError, errorFromResponse, isAbortError } from './errors.js';
 import { JobWatch, type WatchJobOptions } from './job-watch.js';
 import { JobsWatch, type WatchJobsOptions } from './jobs-watch.js';
-import type { Job, JobKind, JobPage, JobStatus } from './types.js';
-import { DEFAULT_WATCH_CONFIG, type WatchConfig } from './watch.js';
-
-/** A token, or a function asked each time one is needed (so a sign-in takes effect at once). */
-export type TokenSource = string | null | undefined | (() => string | null | undefined);
-
-export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
-
-/** The part of the WebSocket API the client uses. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
-
-/** The part of the EventSource API the client uses. */
-export interface EventSourceLike {
-  readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  addEventListener(type: string, listener: (event: { data: string; lastEventId?: string; type: string }) => void): void;
-  close(): void;
-}
-export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+import { API_PREFIX, jobPath } from './paths.js';
+import type {
+  EventSourceConstructor,
+  FetchLike,
+  GetJobOptions,
+  Job,
+  JobKind,
+  JobPage,
+  ListJobsOptions,
+  Query,
+  RequestOptions,
+  TokenSource,
+  WatchConfig,
+  WebSocketConstructor,
+} from './types.js';
+import { DEFAULT_WATCH_CONFIG, type WatchClient } from './watch.js';
 
 export interface JobStreamClientOptions {
   /** Where the server is: `https://jobs.example.com`, or `''` for the page's own origin (fetch
@@ -57,29 +44,7 @@ export interface JobStreamClientOptions {
   watch?: Partial<WatchConfig>;
 }
 
-export interface RequestOptions {
-  signal?: AbortSignal;
-  headers?: Record<string, string>;
-}
-
-export interface ListJobsOptions extends RequestOptions {
-  status?: JobStatus;
-  kind?: string;
-  limit?: number;
-  cursor?: string | null;
-}
-
-export interface GetJobOptions extends RequestOptions {
-  /** Long-poll: wait up to this many seconds for the job to move past `afterSeq`. */
-  wait?: number;
-  afterSeq?: number;
-}
-
-type Query = Record<string, string | number | boolean | null | undefined | readonly (string | number)[]>;
-
-export const API_PREFIX = '/api/v1';
-
-export class JobStreamClient {
+export class JobStreamClient implements WatchClient {
   readonly baseUrl: string;
   readonly watchDefaults: WatchConfig;
   readonly fetchImpl: FetchLike;
@@ -293,10 +258,6 @@ export class JobStreamClient {
   watchJobs(options: WatchJobsOptions = {}): JobsWatch {
     return new JobsWatch(this, options);
   }
-}
-
-export function jobPath(id: string): string {
-  return `${API_PREFIX}/jobs/${encodeURIComponent(id)}`;
 }
 
 function encodeQuery(query: Query): string {

@@ -8,19 +8,9 @@
  * ```
  */
 
-export { JobStreamClient, API_PREFIX, jobPath } from './client.js';
-export type {
-  EventSourceConstructor,
-  EventSourceLike,
-  FetchLike,
-  GetJobOptions,
-  JobStreamClientOptions,
-  ListJobsOptions,
-  RequestOptions,
-  TokenSource,
-  WebSocketConstructor,
-  WebSocketLike,
-} from './client.js';
+export { JobStreamClient } from './client.js';
+export type { JobStreamClientOptions } from './client.js';
+export { API_PREFIX, jobPath } from './paths.js';
 export { JobStreamError, describeDetail } from './errors.js';
 export type { JobStreamErrorCode, ValidationIssue } from './errors.js';
 export { JobWatch } from './job-watch.js';
@@ -32,13 +22,16 @@ export { createSSEParser, parseEventStream } from './sse.js';
 export type { SSEParser, SSEParserCallbacks, ServerSentEvent } from './sse.js';
 export { backoffDelay } from './backoff.js';
 export { DEFAULT_WATCH_CONFIG } from './watch.js';
-export type { WatchConfig } from './watch.js';
 export { JOB_EVENT_TYPES, TERMINAL_STATUSES, isTerminalEvent, isTerminalStatus } from './types.js';
 export type {
   CompletedData,
   ConnectionState,
   EventDataMap,
+  EventSourceConstructor,
+  EventSourceLike,
   FailedData,
+  FetchLike,
+  GetJobOptions,
   Job,
   JobArtifact,
   JobEvent,
@@ -46,11 +39,19 @@ export type {
   JobKind,
   JobLinks,
   JobPage,
+  JobSnapshotMessage,
   JobStatus,
+  JobsSnapshotMessage,
   JsonSchema,
+  ListJobsOptions,
   LogData,
   LogEntry,
   ProgressData,
+  RequestOptions,
   StatusChangeData,
+  TokenSource,
   TransportName,
+  WatchConfig,
+  WebSocketConstructor,
+  WebSocketLike,
 } from './types.js';

@@ -13,17 +13,16 @@
  */
 
 import { sleep } from './backoff.js';
-import type { JobStreamClient } from './client.js';
-import { jobPath } from './client.js';
 import type { JobStreamError } from './errors.js';
+import { jobPath } from './paths.js';
 import {
   applyEvent,
-  isJob,
   isJobEvent,
-  isRecord,
   jobFromFirstEvent,
+  jobSnapshotMessage,
   logEntryFromEvent,
   mergeSnapshot,
+  snapshotJob,
 } from './reduce.js';
 import type { TransportContext, WireMessage } from './transports/base.js';
 import {
@@ -34,8 +33,9 @@ import {
   type JobEvent,
   type LogEntry,
   type TransportName,
+  type WatchConfig,
 } from './types.js';
-import { StateStore, StreamRunner, type StreamRequest, type StreamTarget, type WatchConfig } from './watch.js';
+import { StateStore, StreamRunner, type StreamRequest, type StreamTarget, type WatchClient } from './watch.js';
 
 export interface JobWatchHandlers {
   /** The job changed (a snapshot or a folded event). */
@@ -86,7 +86,7 @@ export class JobWatch extends StateStore<JobWatchState> {
   private doneWaiters: { resolve: (job: Job) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(
-    private readonly client: JobStreamClient,
+    private readonly client: WatchClient,
     id: string,
     options: WatchJobOptions = {},
   ) {
@@ -291,8 +291,7 @@ export class JobWatch extends StateStore<JobWatchState> {
       }
     }
     if (message.event === 'snapshot') {
-      // The job object itself, or (WebSocket) an envelope-shaped `{type: "snapshot", data: job}`.
-      const job = isJob(value) ? value : isRecord(value) && isJob(value['data']) ? value['data'] : null;
+      const job = snapshotJob(value);
       if (job) this.applySnapshot(job, true);
       return;
     }
@@ -322,7 +321,7 @@ export class JobWatch extends StateStore<JobWatchState> {
         }
         ctx.onActivity();
         etag = answer.etag;
-        if (answer.job) ctx.onMessage({ event: 'snapshot', data: '', value: answer.job });
+        if (answer.job) ctx.onMessage({ event: 'snapshot', data: '', value: jobSnapshotMessage(answer.job) });
       } finally {
         clearTimeout(timer);
         ctx.signal.removeEventListener('abort', forward);

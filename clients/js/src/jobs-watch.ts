@@ -1,23 +1,24 @@
 /**
  * `JobsWatch`: a live list of every job the caller can see, from `GET /api/v1/events`.
  *
- * A fresh connection starts with a `snapshot` of recent jobs; after that, envelopes of any job.
- * The stream's `id:` is a per-owner cursor, resent as `Last-Event-ID` on reconnect; each job's
- * own `seq` deduplicates what a resume replays. A job first seen through its creation event
- * (`status_change` from null, with `kind` and `created_at`) is built from it; one first seen
- * mid-life is fetched, and its events are held until the snapshot arrives. The WebSocket stream
- * (`/api/v1/ws`) has no cursor, so that transport resyncs with `GET /api/v1/jobs` on each connect;
- * polling lists the jobs every `pollInterval`.
+ * A fresh connection starts with a `snapshot` of recent jobs (the canonical envelope
+ * `{"type": "snapshot", "job_id": null, "seq": null, "cursor", "ts", "data": {"items"}}`); after
+ * that, envelopes of any job. The stream's position is a per-owner cursor (the SSE `id:`, the
+ * `cursor` of each WebSocket message), resent on reconnect (`Last-Event-ID`, `?after_cursor=`);
+ * each job's own `seq` deduplicates what a resume replays. A job first seen through its creation
+ * event (`status_change` from null, with `kind` and `created_at`) is built from it; one first
+ * seen mid-life is fetched, and its events are held until the snapshot arrives. Before its first
+ * WebSocket connection the watch lists the jobs (`GET /api/v1/jobs`); polling lists them every
+ * `pollInterval`.
  */
 
 import { sleep } from './backoff.js';
-import type { JobStreamClient } from './client.js';
-import { API_PREFIX } from './client.js';
 import type { JobStreamError } from './errors.js';
-import { applyEvent, isJob, isJobEvent, isRecord, jobFromFirstEvent, mergeSnapshot } from './reduce.js';
+import { API_PREFIX } from './paths.js';
+import { applyEvent, isJobEvent, isRecord, jobFromFirstEvent, jobsSnapshotMessage, mergeSnapshot, snapshotItems } from './reduce.js';
 import type { TransportContext, WireMessage } from './transports/base.js';
-import type { ConnectionState, Job, JobEvent, TransportName } from './types.js';
-import { StateStore, StreamRunner, type StreamRequest, type WatchConfig } from './watch.js';
+import type { ConnectionState, Job, JobEvent, TransportName, WatchConfig } from './types.js';
+import { StateStore, StreamRunner, type StreamRequest, type WatchClient } from './watch.js';
 
 export interface JobsWatchHandlers {
   /** The list changed. */
@@ -56,7 +57,7 @@ export class JobsWatch extends StateStore<JobsWatchState> {
   private cursor: string | undefined;
 
   constructor(
-    private readonly client: JobStreamClient,
+    private readonly client: WatchClient,
     options: WatchJobsOptions = {},
   ) {
     super({ jobs: [], connection: 'connecting', transport: null, error: null });
@@ -71,9 +72,9 @@ export class JobsWatch extends StateStore<JobsWatchState> {
       client,
       {
         sseRequest: (): StreamRequest => ({ path: `${API_PREFIX}/events`, lastEventId: this.cursor }),
-        webSocketRequest: (): StreamRequest => ({ path: `${API_PREFIX}/ws` }),
+        webSocketRequest: (): StreamRequest => ({ path: `${API_PREFIX}/ws`, query: { after_cursor: this.cursor } }),
         prepare: async (transport, signal) => {
-          if (transport === 'websocket') await this.resync(signal);
+          if (transport === 'websocket' && this.cursor === undefined) await this.resync(signal);
         },
         poll: (ctx, pollConfig) => this.poll(ctx, pollConfig),
         handle: (message) => this.handleMessage(message),
@@ -156,11 +157,8 @@ export class JobsWatch extends StateStore<JobsWatchState> {
     }
     if (value !== undefined) {
       if (message.event === 'snapshot') {
-        // The canonical envelope `{type: "snapshot", cursor, data: {items}}` (SSE and WebSocket).
-        const body = isRecord(value) && isRecord(value['data']) ? value['data'] : value;
-        const items = isRecord(body) && Array.isArray(body['items']) ? body['items'] : Array.isArray(body) ? body : [];
         let changed = false;
-        for (const item of items) if (isJob(item) && this.mergeJob(item)) changed = true;
+        for (const job of snapshotItems(value) ?? []) if (this.mergeJob(job)) changed = true;
         if (changed) this.publish();
       } else if (message.event !== 'timeout' && isJobEvent(value)) {
         this.handleEvent(value);
@@ -168,6 +166,7 @@ export class JobsWatch extends StateStore<JobsWatchState> {
     }
     // The cursor moves only once the message is handled, so a resume never skips it.
     if (message.id) this.cursor = message.id;
+    else if (isRecord(value) && typeof value['cursor'] === 'number' && value['cursor'] > 0) this.cursor = String(value['cursor']);
   }
 
   private handleEvent(event: JobEvent): void {
@@ -230,7 +229,7 @@ export class JobsWatch extends StateStore<JobsWatchState> {
         ctx.onOpen();
       }
       ctx.onActivity();
-      ctx.onMessage({ event: 'snapshot', data: '', value: page });
+      ctx.onMessage({ event: 'snapshot', data: '', value: jobsSnapshotMessage(page.items, new Date().toISOString()) });
       const elapsed = Date.now() - startedAt;
       await sleep(Math.max(0, config.pollInterval - elapsed), ctx.signal);
     }

@@ -5,7 +5,7 @@
  * and changes nothing: that is what makes a resumed stream safe to replay.
  */
 
-import type { Job, JobEvent, JobStatus, LogEntry } from './types.js';
+import type { Job, JobEvent, JobSnapshotMessage, JobStatus, JobsSnapshotMessage, LogEntry } from './types.js';
 
 const TERMINAL_EVENT_STATUS: Record<string, JobStatus> = {
   completed: 'completed',
@@ -121,6 +121,33 @@ export function logEntryFromEvent(event: JobEvent): LogEntry | null {
     message: typeof event.data.message === 'string' ? event.data.message : String(event.data.message ?? ''),
     step: typeof event.data.step === 'number' ? event.data.step : null,
   };
+}
+
+/** The job of a `snapshot` message: the canonical envelope `{"type": "snapshot", "job_id",
+ * "seq", "ts", "data": <job>}`. (A bare job object, what servers before the envelope sent on
+ * SSE, is taken too.) Null when it is neither. */
+export function snapshotJob(value: unknown): Job | null {
+  if (isRecord(value) && value['type'] === 'snapshot' && isJob(value['data'])) return value['data'];
+  return isJob(value) ? value : null;
+}
+
+/** The jobs of the all-jobs stream's `snapshot` message, `{"type": "snapshot", "job_id": null,
+ * "seq": null, "cursor", "ts", "data": {"items": [...]}}` (or a bare `{"items": [...]}`, as
+ * older servers sent on SSE). Null when it is neither. */
+export function snapshotItems(value: unknown): Job[] | null {
+  const body = isRecord(value) && value['type'] === 'snapshot' ? value['data'] : value;
+  if (!isRecord(body) || !Array.isArray(body['items'])) return null;
+  return body['items'].filter(isJob);
+}
+
+/** A job in the canonical `snapshot` envelope (what a poll hands the watch, as a stream would). */
+export function jobSnapshotMessage(job: Job): JobSnapshotMessage {
+  return { type: 'snapshot', job_id: job.id, seq: job.seq, ts: job.updated_at, data: job };
+}
+
+/** Jobs in the all-jobs `snapshot` envelope (a poll of the list; it has no cursor: 0). */
+export function jobsSnapshotMessage(items: Job[], ts: string): JobsSnapshotMessage {
+  return { type: 'snapshot', job_id: null, seq: null, cursor: 0, ts, data: { items } };
 }
 
 /** Is this parsed JSON a canonical envelope? */

@@ -1,6 +1,9 @@
 /**
- * The wire types of jobstream's canonical API (`/api/v1`): the job object, the event envelope
- * shared by SSE, WebSocket and polling, and the data each event type carries.
+ * The types every module of the client shares, at the bottom of its import graph (this module
+ * imports nothing): the wire types of jobstream's canonical API (`/api/v1`: the job object, the
+ * event envelope shared by SSE, WebSocket and polling, the data each event type carries, the
+ * `snapshot` messages), the shapes of what the client is given (`fetch`, `WebSocket`,
+ * `EventSource`, a token) and of its requests, and a watch's settings.
  */
 
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
@@ -118,6 +121,27 @@ export type JobEvent = {
   [T in JobEventType]: { type: T; job_id: string; seq: number; ts: string; data: EventDataMap[T] };
 }[JobEventType];
 
+/** The first message of a stream of one job (SSE `event: snapshot`, whose `id:` is the job's
+ * `seq`, and the WebSocket's first text message): the canonical envelope around the whole job. */
+export interface JobSnapshotMessage {
+  type: 'snapshot';
+  job_id: string;
+  seq: number;
+  ts: string;
+  data: Job;
+}
+
+/** The first message of the all-jobs stream (SSE and WebSocket): the caller's recent jobs, and
+ * the stream's `cursor` to resume from (also the SSE `id:`). */
+export interface JobsSnapshotMessage {
+  type: 'snapshot';
+  job_id: null;
+  seq: null;
+  cursor: number;
+  ts: string;
+  data: { items: Job[] };
+}
+
 export function isTerminalEvent(event: Pick<JobEvent, 'type'>): boolean {
   return event.type === 'completed' || event.type === 'failed' || event.type === 'cancelled';
 }
@@ -172,3 +196,78 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** The ways a watcher can follow a job, in the order it tries them by default. */
 export type TransportName = 'sse' | 'eventsource' | 'websocket' | 'poll';
+
+// -- What the client is given, and how it asks -----------------------------------------------
+
+/** A token, or a function asked each time one is needed (so a sign-in takes effect at once). */
+export type TokenSource = string | null | undefined | (() => string | null | undefined);
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** The part of the WebSocket API the client uses. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** The part of the EventSource API the client uses. */
+export interface EventSourceLike {
+  readonly readyState: number;
+  onopen: ((event: unknown) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  addEventListener(type: string, listener: (event: { data: string; lastEventId?: string; type: string }) => void): void;
+  close(): void;
+}
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+}
+
+export interface ListJobsOptions extends RequestOptions {
+  status?: JobStatus;
+  kind?: string;
+  limit?: number;
+  cursor?: string | null;
+}
+
+export interface GetJobOptions extends RequestOptions {
+  /** Long-poll: wait up to this many seconds for the job to move past `afterSeq`. */
+  wait?: number;
+  afterSeq?: number;
+}
+
+/** A URL query: `undefined`, `null` and `''` are left out, a list is joined with commas. */
+export type Query = Record<string, string | number | boolean | null | undefined | readonly (string | number)[]>;
+
+/** How a watch connects, reconnects and falls back (`DEFAULT_WATCH_CONFIG` in `watch.ts`). */
+export interface WatchConfig {
+  /** Transports in order of preference; unavailable ones are skipped. */
+  transports: TransportName[];
+  /** First reconnect delay (ms) until the server sends a `retry:`. */
+  initialRetryDelay: number;
+  /** Backoff ceiling (ms). */
+  maxRetryDelay: number;
+  /** Failed connects in a row (nothing delivered) before moving to the next transport. */
+  maxFailures: number;
+  /** When a stream must deliver at once (a snapshot, a replay) and delivers nothing for this
+   * long after opening (ms), it is treated as buffered and the next transport is tried. */
+  firstEventTimeout: number;
+  /** A fetch-SSE stream silent this long (no event, no `: ping`) is dead and is reopened (ms). */
+  idleTimeout: number;
+  /** A connection not open after this long is abandoned (ms). */
+  connectTimeout: number;
+  /** Polling: the least time between two polls (ms). */
+  pollInterval: number;
+  /** Polling: the `wait` of a long-poll (s). */
+  longPollSeconds: number;
+  /** Random numbers in [0, 1) for jitter; injectable for tests. */
+  random: () => number;
+}

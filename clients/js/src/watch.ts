@@ -15,36 +15,43 @@
  */
 
 import { backoffDelay, sleep } from './backoff.js';
-import type { JobStreamClient } from './client.js';
 import { JobStreamError, isAbortError } from './errors.js';
 import { TransportError, type TransportContext, type WireMessage } from './transports/base.js';
 import { runEventSource } from './transports/eventsource.js';
 import { runFetchSSE } from './transports/fetch-sse.js';
 import { runWebSocket } from './transports/websocket.js';
-import type { ConnectionState, TransportName } from './types.js';
+import type {
+  ConnectionState,
+  EventSourceConstructor,
+  FetchLike,
+  GetJobOptions,
+  Job,
+  JobPage,
+  ListJobsOptions,
+  Query,
+  RequestOptions,
+  TransportName,
+  WatchConfig,
+  WebSocketConstructor,
+} from './types.js';
 
-export interface WatchConfig {
-  /** Transports in order of preference; unavailable ones are skipped. */
-  transports: TransportName[];
-  /** First reconnect delay (ms) until the server sends a `retry:`. */
-  initialRetryDelay: number;
-  /** Backoff ceiling (ms). */
-  maxRetryDelay: number;
-  /** Failed connects in a row (nothing delivered) before moving to the next transport. */
-  maxFailures: number;
-  /** When a stream must deliver at once (a snapshot, a replay) and delivers nothing for this
-   * long after opening (ms), it is treated as buffered and the next transport is tried. */
-  firstEventTimeout: number;
-  /** A fetch-SSE stream silent this long (no event, no `: ping`) is dead and is reopened (ms). */
-  idleTimeout: number;
-  /** A connection not open after this long is abandoned (ms). */
-  connectTimeout: number;
-  /** Polling: the least time between two polls (ms). */
-  pollInterval: number;
-  /** Polling: the `wait` of a long-poll (s). */
-  longPollSeconds: number;
-  /** Random numbers in [0, 1) for jitter; injectable for tests. */
-  random: () => number;
+/** What a watch needs from a client (`JobStreamClient` is one): the transports' constructors,
+ * URLs and headers, the REST calls a watch makes, and where a fatal error is reported. Declared
+ * here, below the client, so that the watches never import the module that imports them. */
+export interface WatchClient {
+  readonly watchDefaults: WatchConfig;
+  readonly fetchImpl: FetchLike;
+  readonly WebSocketImpl: WebSocketConstructor | null;
+  readonly EventSourceImpl: EventSourceConstructor | null;
+  url(path: string, query?: Query): string;
+  urlWithToken(path: string, query?: Query): string;
+  webSocketUrl(path: string, query?: Query): string | null;
+  headers(extra?: Record<string, string>): Record<string, string>;
+  reportError(error: JobStreamError): JobStreamError;
+  get(id: string, options?: GetJobOptions): Promise<Job>;
+  getIfChanged(id: string, etag: string | null, options?: GetJobOptions): Promise<{ job: Job | null; etag: string | null }>;
+  list(options?: ListJobsOptions): Promise<JobPage>;
+  cancel(id: string, options?: RequestOptions): Promise<Job>;
 }
 
 export const DEFAULT_WATCH_CONFIG: WatchConfig = {
@@ -59,8 +66,6 @@ export const DEFAULT_WATCH_CONFIG: WatchConfig = {
   longPollSeconds: 25,
   random: Math.random,
 };
-
-export type Query = Record<string, string | number | undefined>;
 
 export interface StreamRequest {
   path: string;
@@ -100,7 +105,7 @@ export class StreamRunner {
   private started = false;
 
   constructor(
-    private readonly client: JobStreamClient,
+    private readonly client: WatchClient,
     private readonly target: StreamTarget,
     readonly config: WatchConfig,
     private readonly callbacks: RunnerCallbacks,

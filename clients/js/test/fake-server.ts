@@ -7,7 +7,7 @@
  */
 
 import { applyEvent } from '../src/reduce.js';
-import type { Job, JobEvent, JobEventType } from '../src/types.js';
+import type { Job, JobEvent, JobEventType, JobSnapshotMessage, JobsSnapshotMessage } from '../src/types.js';
 
 export interface StreamPlan {
   /** Close the stream after this many events (snapshot included). */
@@ -26,6 +26,8 @@ export interface StreamPlan {
   overlap?: number;
   /** Send `retry: N` first. */
   retry?: number;
+  /** Send the snapshot bare (the job object, or `{items}`), as servers before the envelope did. */
+  bareSnapshot?: boolean;
 }
 
 export interface SSEConnection {
@@ -159,6 +161,33 @@ export class FakeJobServer {
     return this.open.size;
   }
 
+  /** The caller's jobs, newest first. */
+  recentJobs(): Job[] {
+    return [...this.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
+  }
+
+  /** A job's `snapshot` message, as the server sends it first on SSE and WebSocket. */
+  snapshotEnvelope(job: Job): JobSnapshotMessage {
+    return { type: 'snapshot', job_id: job.id, seq: job.seq, ts: job.updated_at, data: job };
+  }
+
+  /** The all-jobs stream's first message: the recent jobs and the cursor to resume from. */
+  feedSnapshotEnvelope(): JobsSnapshotMessage {
+    return { type: 'snapshot', job_id: null, seq: null, cursor: this.cursor, ts: this.now(), data: { items: this.recentJobs() } };
+  }
+
+  /** Every stored envelope with its all-jobs cursor, in cursor order. */
+  feedLog(): { event: JobEvent; cursor: number }[] {
+    return [...this.logs.values()].flat().sort((a, b) => a.cursor - b.cursor);
+  }
+
+  /** Live envelopes of every job, with their cursor (for the fake all-jobs WebSocket). */
+  subscribeAll(push: (event: JobEvent, cursor: number) => void): () => void {
+    const stream: LiveStream = { jobId: null, push };
+    this.live.add(stream);
+    return () => this.live.delete(stream);
+  }
+
   private async handle(input: string, init: RequestInit): Promise<Response> {
     const url = new URL(input, 'http://fake.test');
     const method = (init.method ?? 'GET').toUpperCase();
@@ -179,8 +208,7 @@ export class FakeJobServer {
       return this.streamAll(url, headers, signal);
     }
     if (method === 'GET' && path === '/api/v1/jobs') {
-      const items = [...this.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
-      return json(200, { items, next_cursor: null });
+      return json(200, { items: this.recentJobs(), next_cursor: null });
     }
     if ((match = path.match(/^\/api\/v1\/jobs\/([^/]+)\/events$/)) && method === 'GET') {
       if (this.noStreams) return json(404, { detail: 'Not Found' });
@@ -261,7 +289,8 @@ export class FakeJobServer {
       const terminal = (event: JobEvent): boolean => ['completed', 'failed', 'cancelled'].includes(event.type);
       if (lastEventId === null) {
         const snapshot = this.jobs.get(id) as Job;
-        if (!write(`id: ${snapshot.seq}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`, true)) return null;
+        const body = plan.bareSnapshot ? snapshot : this.snapshotEnvelope(snapshot);
+        if (!write(`id: ${snapshot.seq}\nevent: snapshot\ndata: ${JSON.stringify(body)}\n\n`, true)) return null;
         if (['completed', 'failed', 'cancelled'].includes(snapshot.status)) {
           close();
           return null;
@@ -304,12 +333,11 @@ export class FakeJobServer {
       const frame = (event: JobEvent, cursor: number): string =>
         `id: ${cursor}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
       if (lastEventId === null) {
-        const items = [...this.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
-        if (!write(`id: ${this.cursor}\nevent: snapshot\ndata: ${JSON.stringify({ items })}\n\n`, true)) return null;
+        const body = plan.bareSnapshot ? { items: this.recentJobs() } : this.feedSnapshotEnvelope();
+        if (!write(`id: ${this.cursor}\nevent: snapshot\ndata: ${JSON.stringify(body)}\n\n`, true)) return null;
       } else {
-        const all = [...this.logs.values()].flat().sort((a, b) => a.cursor - b.cursor);
         const from = Number(lastEventId);
-        for (const { event, cursor } of all) {
+        for (const { event, cursor } of this.feedLog()) {
           if (cursor <= from) continue;
           if (!write(frame(event, cursor), true)) return null;
         }
@@ -459,8 +487,11 @@ export function range(from: number, to: number): number[] {
 }
 
 /** A WebSocket class wired to a FakeJobServer: `/api/v1/jobs/{id}/ws?after_seq=N` sends the
- * envelopes after N as text frames, then live ones, and closes with 1000 after the terminal one.
- * `refuse` makes every socket fail before opening (code 1006), as a server without the route. */
+ * envelopes after N as text frames (without `after_seq`: the job's `snapshot` envelope first),
+ * then live ones, and closes with 1000 after the terminal one. `/api/v1/ws` is the all-jobs
+ * stream: its `snapshot` envelope (or, with `?after_cursor=N`, the envelopes after cursor N),
+ * then every live envelope, each with its `cursor`. `refuse` makes every socket fail before
+ * opening (code 1006), as a server without the route. */
 export function fakeWebSocketClass(server: FakeJobServer, options: { refuse?: boolean; closeCode?: number } = {}) {
   const sockets: FakeSocket[] = [];
   class FakeSocket {
@@ -494,6 +525,10 @@ export function fakeWebSocketClass(server: FakeJobServer, options: { refuse?: bo
         return;
       }
       const url = new URL(this.url);
+      if (url.pathname === '/api/v1/ws') {
+        this.connectAll(url);
+        return;
+      }
       const match = url.pathname.match(/^\/api\/v1\/jobs\/([^/]+)\/ws$/);
       const id = match ? decodeURIComponent(match[1] as string) : '';
       if (!server.jobs.has(id)) {
@@ -504,7 +539,16 @@ export function fakeWebSocketClass(server: FakeJobServer, options: { refuse?: bo
       }
       this.readyState = 1;
       this.onopen?.({});
-      const after = Number(url.searchParams.get('after_seq') ?? 0);
+      const afterSeq = url.searchParams.get('after_seq');
+      if (afterSeq === null) {
+        const job = server.jobs.get(id) as Job;
+        this.onmessage?.({ data: JSON.stringify(server.snapshotEnvelope(job)) });
+        if (['completed', 'failed', 'cancelled'].includes(job.status)) {
+          this.finish(1000, 'done');
+          return;
+        }
+      }
+      const after = afterSeq === null ? (server.jobs.get(id) as Job).seq : Number(afterSeq);
       for (const { event } of server.logs.get(id) ?? []) {
         if (event.seq <= after) continue;
         if (this.deliver(event)) return;
@@ -512,6 +556,21 @@ export function fakeWebSocketClass(server: FakeJobServer, options: { refuse?: bo
       this.unsubscribe = server.subscribe(id, (event) => {
         this.deliver(event);
       });
+    }
+
+    private connectAll(url: URL): void {
+      this.readyState = 1;
+      this.onopen?.({});
+      const send = (event: JobEvent, cursor: number): void => {
+        if (this.readyState === 1) this.onmessage?.({ data: JSON.stringify({ ...event, cursor }) });
+      };
+      const after = url.searchParams.get('after_cursor');
+      if (after === null) {
+        this.onmessage?.({ data: JSON.stringify(server.feedSnapshotEnvelope()) });
+      } else {
+        for (const { event, cursor } of server.feedLog()) if (cursor > Number(after)) send(event, cursor);
+      }
+      this.unsubscribe = server.subscribeAll(send);
     }
 
     private deliver(event: JobEvent): boolean {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { JobStreamClient } from '../src/client.js';
 import type { JobEvent } from '../src/types.js';
-import { FakeJobServer, until } from './fake-server.js';
+import { FakeJobServer, fakeWebSocketClass, until } from './fake-server.js';
 
 function makeClient(server: FakeJobServer) {
   return new JobStreamClient({
@@ -68,6 +68,52 @@ describe('watchJobs (the all-jobs stream)', () => {
     await until(() => watch2.jobs.length === 1 && watch2.jobs[0]?.progress === 50);
     expect(server2.requests.some((request) => request.url === '/api/v1/jobs/x')).toBe(true);
     watch2.close();
+  });
+
+  it('takes the jobs from the canonical snapshot envelope, and still from a bare {items}', async () => {
+    for (const bareSnapshot of [false, true]) {
+      const server = new FakeJobServer();
+      server.createJob('a', 'pdf');
+      server.createJob('b', 'video');
+      server.allPlans = [{ bareSnapshot }];
+      const watch = makeClient(server).watchJobs();
+      await until(() => watch.jobs.length === 2);
+      expect(watch.jobs.map((job) => job.id)).toEqual(['b', 'a']);
+      expect(server.requests.map((request) => request.url)).toEqual(['/api/v1/events']);
+      watch.close();
+    }
+  });
+
+  it('follows every job over the WebSocket: the snapshot, then events, resuming from the cursor', async () => {
+    const server = new FakeJobServer();
+    server.createJob('a', 'pdf');
+    const fake = fakeWebSocketClass(server);
+    const events: JobEvent[] = [];
+    const client = new JobStreamClient({
+      baseUrl: 'http://fake.test',
+      fetch: server.fetch,
+      WebSocket: fake.WebSocket,
+      EventSource: null,
+      watch: { transports: ['websocket'], initialRetryDelay: 5, maxRetryDelay: 40, random: () => 0.5 },
+    });
+    const watch = client.watchJobs({ onEvent: (event) => events.push(event) });
+    await until(() => watch.jobs.length === 1 && watch.getState().connection === 'open');
+    server.createJob('b', 'video'); // cursor 2
+    server.runSteps('b', 1); // cursors 3, 4
+    await until(() => events.length === 3);
+    fake.sockets[0]?.drop();
+    server.emit('a', 'status_change', { old_status: 'queued', new_status: 'running' }); // cursor 5, missed
+    await until(() => fake.sockets.length === 2 && events.length === 4);
+    expect(fake.sockets.map((socket) => socket.url)).toEqual([
+      'ws://fake.test/api/v1/ws',
+      'ws://fake.test/api/v1/ws?after_cursor=4',
+    ]);
+    expect(events.map((event) => `${event.job_id}:${event.seq}`)).toEqual(['b:1', 'b:2', 'b:3', 'a:2']);
+    expect(watch.jobs.map((job) => [job.id, job.status, job.progress])).toEqual([
+      ['b', 'queued', 5],
+      ['a', 'running', 0],
+    ]);
+    watch.close();
   });
 
   it('falls back to listing when the all-jobs stream is missing', async () => {

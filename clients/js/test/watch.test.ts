@@ -108,6 +108,22 @@ describe('watchJob over fetch-SSE: reconnect, resume and dedupe', () => {
     expect(server.requests[0]?.url).toBe('/api/v1/jobs/j3/events');
   });
 
+  it('takes the job from the canonical snapshot envelope, and still from a bare job object', async () => {
+    for (const bareSnapshot of [false, true]) {
+      const server = new FakeJobServer();
+      server.createJob('s1', 'pdf', { pages: 3 });
+      server.runSteps('s1', 1); // seq 2, 3
+      server.plans = [{ bareSnapshot }];
+      const snapshots: unknown[] = [];
+      const watch = makeClient(server).watchJob('s1', { replay: false, onSnapshot: (job) => snapshots.push(job) });
+      await until(() => snapshots.length === 1);
+      expect(snapshots[0]).toMatchObject({ id: 's1', kind: 'pdf', seq: 3, progress: 5, params: { pages: 3 } });
+      expect(watch.job).not.toHaveProperty('type');
+      server.emit('s1', 'completed', { result: null, output_path: null, elapsed_seconds: 1 });
+      expect((await watch.finished()).status).toBe('completed');
+    }
+  });
+
   it("honours the server's retry: hint", async () => {
     const server = new FakeJobServer();
     server.createJob('j4');

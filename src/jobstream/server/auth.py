@@ -4,6 +4,15 @@
 A token may come from ``Authorization: Bearer``, ``?token=`` (EventSource and browser
 WebSockets cannot send headers; the server's access log redacts it), a ``jobstream_token``
 cookie, or ``?ticket=`` (a single-use stream ticket valid for at most a minute).
+
+The cookie is the browser's sign-in (``POST /api/v1/session`` sets it). A browser sends it by
+itself, so a state change authenticated by it alone is a possible cross-site request forgery:
+it must carry an ``Origin`` that is the server's own or in ``JOBSTREAM_ALLOWED_ORIGINS``
+(``check_origin``). A header or ``?token=`` cannot be sent by another site's page, and a GET
+(a stream included) changes nothing, so neither is checked. A WebSocket handshake with the
+cookie and a foreign ``Origin`` is refused too: unlike a cross-origin ``fetch``, a socket's
+messages are readable by the page that opened it (browsers always send ``Origin`` there; a
+client without one is not a browser page).
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 
@@ -20,6 +29,7 @@ from jobstream.settings import Settings
 
 LOCAL_USER = "local"
 COOKIE = "jobstream_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class AuthError(Exception):
@@ -34,6 +44,8 @@ class Forbidden(Exception):
 class Principal:
     sub: str
     roles: frozenset[str] = frozenset()
+    expires_at: int | None = field(default=None, compare=False)
+    """The token's ``exp`` (Unix seconds); ``None`` with auth ``none``."""
 
     @property
     def admin(self) -> bool:
@@ -52,6 +64,40 @@ class Principal:
         return None if self.admin else self.sub
 
 
+@dataclass(frozen=True, slots=True)
+class RequestOrigin:
+    """What the cookie's CSRF check needs from an HTTP request: its method, its ``Origin``
+    header, and the server's own origin as the client reached it (scheme and ``Host``)."""
+
+    method: str
+    origin: str | None
+    own_origin: str
+    websocket: bool = False
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method.upper() not in SAFE_METHODS
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` in lower case, without a default port or a trailing slash."""
+    value = origin.strip().rstrip("/").lower()
+    for scheme, port in (("http://", ":80"), ("https://", ":443")):
+        if value.startswith(scheme) and value.endswith(port):
+            return value[: -len(port)]
+    return value
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (``None`` without a header)."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthError("the Authorization header must be 'Bearer <token>'")
+    return value.strip()
+
+
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.mode = settings.auth_mode
@@ -64,6 +110,7 @@ class Authenticator:
             self._algorithm = "HS256" if self._secret else "RS256"
         self._ticket_seconds = settings.ticket_seconds
         self._used_tickets: dict[str, float] = {}
+        self._allowed_origins = frozenset(normalize_origin(o) for o in settings.allowed_origins)
 
     def authenticate(
         self,
@@ -71,27 +118,55 @@ class Authenticator:
         authorization: str | None,
         query: Mapping[str, str],
         cookies: Mapping[str, str],
+        request: RequestOrigin | None = None,
     ) -> Principal:
+        """The caller. ``request`` (an HTTP request's method and origins) turns on the CSRF
+        check for a state change that only the cookie authenticates (``Forbidden``)."""
         if self.mode == "none":
             return Principal(LOCAL_USER, frozenset({"admin"}))
         ticket = query.get("ticket")
         if ticket:
             return self.redeem_ticket(ticket)
-        token: str | None = None
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise AuthError("the Authorization header must be 'Bearer <token>'")
-            token = value.strip()
-        token = token or query.get("token") or cookies.get(COOKIE)
+        token = bearer_token(authorization) or query.get("token")
+        if token:
+            return self.decode(token)
+        token = cookies.get(COOKIE)
         if not token:
             raise AuthError(
                 "authentication required: send 'Authorization: Bearer <token>' "
-                "(or ?token= for EventSource and WebSocket)"
+                "(or ?token= for EventSource and WebSocket, or sign in: POST /api/v1/session)"
             )
-        return self.decode(token)
+        principal = self.decode(token, cookie=True)
+        if request is not None and request.changes_state:
+            self.check_origin(request)
+        elif request is not None and request.websocket:
+            self.check_origin(request, required=False)
+        return principal
 
-    def decode(self, token: str) -> Principal:
+    def check_origin(self, request: RequestOrigin, *, required: bool = True) -> None:
+        """CSRF: ``Forbidden`` unless the request's ``Origin`` is the server's own or allowed
+        (``JOBSTREAM_ALLOWED_ORIGINS``); a request without one passes only if not ``required``."""
+        if request.origin is None:
+            if not required:
+                return
+            raise Forbidden(
+                f"{request.method} with the sign-in cookie needs an Origin header (a browser "
+                "sends it): send the token as 'Authorization: Bearer <token>' instead"
+            )
+        origin = normalize_origin(request.origin)
+        if origin == normalize_origin(request.own_origin) or origin in self._allowed_origins:
+            return
+        if "*" in self._allowed_origins:
+            return
+        raise Forbidden(
+            f"cross-site request refused: origin {request.origin!r} is neither this server's "
+            f"({request.own_origin}) nor in JOBSTREAM_ALLOWED_ORIGINS"
+        )
+
+    def decode(self, token: str, *, cookie: bool = False) -> Principal:
+        """The principal of a token; ``AuthError`` saying why it is refused (``cookie``: the
+        token came from the sign-in cookie, and the message says to sign in again)."""
+        again = "; sign in again (POST /api/v1/session)" if cookie else ""
         key = self._secret if self._algorithm == "HS256" else self._public_key
         if key is None:  # pragma: no cover - Settings.check refuses this configuration
             raise AuthError("the server has no key to check tokens with")
@@ -104,11 +179,13 @@ class Authenticator:
                 options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
             )
         except jwt.ExpiredSignatureError:
-            raise AuthError("the token has expired") from None
+            raise AuthError(f"the token has expired{again}") from None
         except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
+            raise AuthError(f"invalid token: {exc}{again}") from None
         if claims.get("typ") == "ticket":
-            raise AuthError("a stream ticket goes in ?ticket=, not as a token")
+            raise AuthError(
+                "a stream ticket is not an access token: it goes in ?ticket= to open a stream"
+            )
         return _principal(claims)
 
     def mint(self, sub: str, roles: list[str] | None = None, ttl_seconds: float = 86400) -> str:
@@ -162,4 +239,6 @@ def _principal(claims: Mapping[str, object]) -> Principal:
         roles = [roles]
     if not isinstance(roles, list):
         raise AuthError("the token's 'roles' claim must be a list")
-    return Principal(str(claims["sub"]), frozenset(str(r) for r in roles))
+    exp = claims.get("exp")
+    expires_at = int(exp) if isinstance(exp, int | float) else None
+    return Principal(str(claims["sub"]), frozenset(str(r) for r in roles), expires_at)

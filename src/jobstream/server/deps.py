@@ -3,7 +3,10 @@
 Every transport authorizes through ``authorize``: the HTTP dependencies below and the
 WebSocket runner call the same function, so what a token may do cannot differ between them.
 A reporter-only token may report progress (``POST /api/v1/jobs/{id}/events``) and nothing else;
-a stream ticket opens a stream (SSE, WebSocket, a long-poll of one job) and nothing else.
+a stream ticket opens a stream (SSE, WebSocket, a long-poll of one job) and nothing else; an HTTP
+request that changes state (POST, PUT, PATCH, DELETE) with only the sign-in cookie must come from
+an allowed ``Origin`` (the CSRF check of ``Authenticator.authenticate``), and so must a WebSocket
+handshake with the cookie that carries an ``Origin``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from jobstream.server.auth import AuthError, Forbidden, Principal
+from jobstream.server.auth import AuthError, Forbidden, Principal, RequestOrigin
 from jobstream.server.runtime import Runtime
 
 
@@ -22,12 +25,27 @@ def runtime(conn: HTTPConnection) -> Runtime:
     return rt
 
 
+def request_origin(conn: HTTPConnection) -> RequestOrigin:
+    """A request's method, ``Origin`` and the server's own origin (scheme and ``Host``, as the
+    client reached it: behind a proxy, uvicorn's proxy headers set the scheme). A WebSocket
+    handshake is a GET from the page's ``http(s)`` origin."""
+    websocket = conn.scope["type"] == "websocket"
+    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
+    return RequestOrigin(
+        method="GET" if websocket else conn.scope["method"],
+        origin=conn.headers.get("origin"),
+        own_origin=f"{scheme}://{conn.url.netloc}",
+        websocket=websocket,
+    )
+
+
 def authorize(conn: HTTPConnection, *, stream: bool = False, reporter: bool = False) -> Principal:
     """The caller, from a header, ``?token=``, the cookie, or (``stream`` only) ``?ticket=``.
 
     Raises ``AuthError`` (401 / WebSocket 4401) for missing or bad credentials and ``Forbidden``
     (403 / 4403) when the token's role may not do this: a reporter-only token is refused unless
-    ``reporter``, a ticket unless ``stream``.
+    ``reporter``, a ticket unless ``stream``; and a state change authenticated by the cookie alone
+    unless its ``Origin`` is allowed.
     """
     query = conn.query_params
     if not stream and "ticket" in {key.lower() for key in query}:
@@ -36,6 +54,7 @@ def authorize(conn: HTTPConnection, *, stream: bool = False, reporter: bool = Fa
         authorization=conn.headers.get("authorization"),
         query=query,
         cookies=conn.cookies,
+        request=request_origin(conn),
     )
     if principal.reporter_only and not reporter:
         raise Forbidden("a reporter token may only report progress")
@@ -68,6 +87,7 @@ __all__ = [
     "UserDep",
     "authorize",
     "current_user",
+    "request_origin",
     "runtime",
     "stream_user",
 ]

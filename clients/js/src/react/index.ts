@@ -22,8 +22,7 @@ import type { JobStreamClient } from '../client.js';
 import type { JobStreamError } from '../errors.js';
 import type { JobWatch, JobWatchState, WatchJobOptions } from '../job-watch.js';
 import type { JobsWatch, JobsWatchState, WatchJobsOptions } from '../jobs-watch.js';
-import type { ConnectionState, Job, JobStatus, LogEntry, TransportName } from '../types.js';
-import type { WatchConfig } from '../watch.js';
+import type { ConnectionState, Job, JobStatus, LogEntry, TransportName, WatchConfig } from '../types.js';
 
 const ClientContext = createContext<JobStreamClient | null>(null);
 

@@ -5,7 +5,7 @@
  */
 
 import { JobStreamError } from '../errors.js';
-import type { EventSourceConstructor } from '../client.js';
+import type { EventSourceConstructor } from '../types.js';
 import { SSE_EVENT_NAMES, TransportError, abortedError, type TransportContext } from './base.js';
 
 export interface EventSourceRequest {

@@ -5,7 +5,7 @@
 
 import { JobStreamError, errorFromResponse, isAbortError } from '../errors.js';
 import { createSSEParser } from '../sse.js';
-import type { FetchLike } from '../client.js';
+import type { FetchLike } from '../types.js';
 import { TransportError, abortedError, type TransportContext } from './base.js';
 
 export interface FetchSSERequest {

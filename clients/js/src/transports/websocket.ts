@@ -6,7 +6,7 @@
  */
 
 import { JobStreamError } from '../errors.js';
-import type { WebSocketConstructor } from '../client.js';
+import type { WebSocketConstructor } from '../types.js';
 import { TransportError, abortedError, type TransportContext } from './base.js';
 
 export interface WebSocketRequest {

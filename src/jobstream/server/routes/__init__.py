@@ -3,6 +3,7 @@
 =============  ==============================================================================
 ``jobs``       kinds, submit, list, a job's snapshot (ETag, long-poll), cancel, result
 ``streams``    SSE and WebSocket streams of one job and of all the caller's jobs; stream tickets
+``session``    the browser's sign-in: the ``jobstream_token`` cookie set, cleared, and who it is
 ``ops``        ``/healthz``, ``/readyz``, ``/metrics``
 =============  ==============================================================================
 
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from jobstream.server.routes import jobs, ops, streams
+from jobstream.server.routes import jobs, ops, session, streams
 
-ROUTERS: tuple[APIRouter, ...] = (jobs.router, streams.router, ops.router)
+ROUTERS: tuple[APIRouter, ...] = (jobs.router, streams.router, session.router, ops.router)
 
 __all__ = ["ROUTERS"]

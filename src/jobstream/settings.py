@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     ws_ping_seconds: float = Field(default=30.0, gt=0)
     ws_idle_timeout_seconds: float = Field(default=300.0, gt=0)
     ws_max_connections: int = Field(default=100, ge=0)
+    ws_compression: bool = False
+    """permessage-deflate on WebSocket streams (``jobstream serve``; off: see serve.py)."""
     max_streams: int = Field(default=10_000, ge=0)
     max_streams_per_user: int = Field(default=50, ge=0)
     stream_backlog_soft: int = Field(default=256, ge=1)

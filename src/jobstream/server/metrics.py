@@ -82,6 +82,13 @@ class Metrics:
             ["transport", "reason"],
             registry=r,
         )
+        self.gc_pauses = Histogram(
+            "jobstream_gc_pause_seconds",
+            "Garbage collection pauses, by the oldest generation collected",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=r,
+        )
         self.coalesced = Counter(
             "jobstream_coalesced_events",
             "Progress events replaced by a newer one for a reader that was behind",

@@ -10,7 +10,6 @@ app runs it from its lifespan with ``jobstream.lifespan(progress_app)``.
 
 from __future__ import annotations
 
-import gc
 import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +18,8 @@ from typing import Any
 
 from jobstream.bus import EventBus, create_bus
 from jobstream.server.auth import Authenticator
+from jobstream.server.collector import PauseMetric
+from jobstream.server.collector import settle as settle_garbage_collector
 from jobstream.server.logs import JobLog
 from jobstream.server.metrics import JobMetrics, Metrics
 from jobstream.service import JobService
@@ -41,6 +42,7 @@ class Runtime:
     hub: StreamHub
     jobs: JobService
     pool: WorkerPool | None
+    gc_pauses: PauseMetric
     extras: dict[str, Any] = field(default_factory=dict)
     started: bool = False
 
@@ -55,12 +57,14 @@ class Runtime:
                 await self.hub.start()
                 if self.pool is not None:
                     await self.pool.start()
-                _settle_garbage_collector()
+                settle_garbage_collector()
+                self.gc_pauses.install()
                 self.started = True
                 try:
                     yield
                 finally:
                     self.started = False
+                    self.gc_pauses.close()
                     await self.hub.shutdown()
                     if self.pool is not None:
                         await self.pool.stop()
@@ -68,14 +72,6 @@ class Runtime:
                 await self.bus.close()
         finally:
             await self.store.close()
-
-
-def _settle_garbage_collector() -> None:
-    """Long-lived objects made so far are never garbage: keep the collector off them, and collect
-    young objects less often (the default thresholds gave 400 ms pauses under load)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def build_runtime(
@@ -125,6 +121,7 @@ def build_runtime(
         hub=StreamHub(settings, store_, bus_, metrics),
         jobs=jobs,
         pool=pool,
+        gc_pauses=PauseMetric(metrics.gc_pauses),
     )
 
 

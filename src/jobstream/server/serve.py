@@ -64,6 +64,9 @@ def run(
         # Protocol pings for WebSocket streams; a peer that does not answer in time is dropped.
         ws_ping_interval=settings.ws_ping_seconds,
         ws_ping_timeout=settings.ws_ping_seconds,
+        # Off by default: progress messages are small, and each compressed connection holds
+        # zlib state of ~300 KB whose allocations fragment the heap (docs/benchmarks.md).
+        ws_per_message_deflate=settings.ws_compression,
         proxy_headers=True,
     )
     log.info(

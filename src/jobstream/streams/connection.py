@@ -11,6 +11,7 @@ server closes the connection the usual way.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from starlette.types import Scope, Send
@@ -19,15 +20,21 @@ RAW_SEND = "jobstream.raw_send"
 
 
 def remember_raw_send(scope: Scope, send: Send) -> None:
-    """Keep the server's own ``send`` in the scope (the outermost app calls this)."""
+    """Keep the server's own ``send`` in the scope (the outermost app calls this). Weakly: the
+    server's connection object holds the scope, and a strong reference back to its bound
+    method would make a reference cycle of every connection."""
     if RAW_SEND not in scope:
-        scope[RAW_SEND] = send
+        try:
+            scope[RAW_SEND] = weakref.WeakMethod(send)
+        except TypeError:  # not a bound method: nothing to abort through
+            scope[RAW_SEND] = None
 
 
 def abort_connection(scope: Scope) -> bool:
     """Abort the request's TCP connection now, unsent data and all; ``False`` if the server
     does not let us."""
-    owner: Any = getattr(scope.get(RAW_SEND), "__self__", None)
+    ref = scope.get(RAW_SEND)
+    owner: Any = getattr(ref() if ref is not None else None, "__self__", None)
     transport = getattr(owner, "transport", None)
     abort = getattr(transport, "abort", None)
     if not callable(abort):

@@ -9,6 +9,8 @@ jobs); it misses nothing and repeats nothing.
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -16,6 +18,13 @@ from jobstream.bus.subscriber import Subscriber
 from jobstream.models import Event
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+log = logging.getLogger(__name__)
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # Stored already: readers catch up from the store when the bus is back.
+        log.error("publishing stored events failed", exc_info=task.exception())
 
 
 class EventBus(abc.ABC):
@@ -35,6 +44,12 @@ class EventBus(abc.ABC):
     @abc.abstractmethod
     async def publish(self, events: Sequence[Event]) -> None:
         """Deliver events, in order, to every subscriber of their job, owner, or everything."""
+
+    def publish_soon(self, events: Sequence[Event]) -> None:
+        """``publish`` from synchronous code, without waiting (in order with other calls of
+        it). The memory bus delivers at once; a network bus sends in the background."""
+        task = asyncio.ensure_future(self.publish(events))
+        task.add_done_callback(_log_failure)
 
     @abc.abstractmethod
     def subscribe(self, subscriber: Subscriber) -> Subscriber:

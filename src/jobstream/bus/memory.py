@@ -48,6 +48,9 @@ class MemoryBus(EventBus):
     async def publish(self, events: Sequence[Event]) -> None:
         self.deliver(events)
 
+    def publish_soon(self, events: Sequence[Event]) -> None:
+        self.deliver(events)
+
     def deliver(self, events: Sequence[Event]) -> None:
         """Publish synchronously (the hot path; a remote bus calls it for what it receives)."""
         for event in events:

@@ -55,7 +55,7 @@ class Metrics:
         )
         self.publish_to_send = Histogram(
             "jobstream_publish_to_send_seconds",
-            "Time from an event's creation to its write on a stream",
+            "Time from an event's creation to its write on a stream (one batch in 16 per stream)",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )

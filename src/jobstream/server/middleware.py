@@ -20,10 +20,19 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # The server refuses a body longer than its Content-Length: nothing more to watch
+            # (and a stream's every send is not routed through a wrapper).
+            await self.app(scope, receive, send)
+            return
         seen = 0
         refused = False
         started = False

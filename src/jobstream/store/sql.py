@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -303,6 +303,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+    # The transactions are begun below, not by the driver (SQLAlchemy's pysqlite recipe).
+    dbapi_connection.isolation_level = None
+
+
+_WRITE = "jobstream_write"
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    """A write transaction takes SQLite's write lock at its start (``BEGIN IMMEDIATE``):
+    another connection's writer, such as the batch writer's thread, makes it wait
+    (``busy_timeout``) instead of failing it on a read-to-write upgrade over a stale snapshot
+    (``SQLITE_BUSY_SNAPSHOT``, which waiting cannot cure)."""
+    write = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 class SQLStore(JobStore):
@@ -333,6 +347,7 @@ class SQLStore(JobStore):
         )
         if self._sqlite:
             sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            sa_event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
 
     @property
@@ -406,8 +421,10 @@ class SQLStore(JobStore):
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction (committed on success, rolled back on error)."""
         if self._sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
+            async with self._write_lock, self.engine.connect() as conn:
+                await conn.execution_options(**{_WRITE: True})
+                async with conn.begin():
+                    yield conn
         else:
             async with self.engine.begin() as conn:
                 yield conn
@@ -430,15 +447,19 @@ class SQLStore(JobStore):
         so the row is held briefly."""
         if not events:
             return
-        top = (
-            await conn.execute(
-                positions_table.update()
-                .where(_P.name == _EVENTS_POSITION)
-                .values(value=_P.value + len(events))
-                .returning(_P.value)
-            )
-        ).scalar_one()
-        for offset, event in enumerate(events, start=top - len(events) + 1):
+        if self._sqlite:  # writers take turns: the highest stored position, plus one
+            top = await conn.execute(sa.select(sa.func.coalesce(sa.func.max(_E.pos), 0)))
+            last = int(top.scalar_one()) + len(events)
+        else:
+            last = (
+                await conn.execute(
+                    positions_table.update()
+                    .where(_P.name == _EVENTS_POSITION)
+                    .values(value=_P.value + len(events))
+                    .returning(_P.value)
+                )
+            ).scalar_one()
+        for offset, event in enumerate(events, start=last - len(events) + 1):
             event.pos = offset
         await conn.execute(events_table.insert(), [_event_to_row(e) for e in events])
 
@@ -592,8 +613,7 @@ class SQLStore(JobStore):
         if not batches:
             return []
         if self._batch_writer is not None:
-            async with self._write_lock:
-                return await self._batch_writer.append_many(batches)
+            return await self._batch_writer.append_many(batches)
         if not self._sqlite:
             async with self._write() as conn:
                 raw = await conn.get_raw_connection()
@@ -601,6 +621,36 @@ class SQLStore(JobStore):
                     raw.driver_connection, batches, _job_state_values, self.max_events_per_job
                 )
         return await self._append_many_sqlalchemy(batches)
+
+    @property
+    def append_many_soon(self) -> Callable[..., None] | None:
+        """``append_many`` with a callback, for the worker's group commit: on a SQLite file,
+        inline when nothing else of this process writes (see ``SQLiteBatchWriter``); ``None``
+        where there is no such path (PostgreSQL, in-memory SQLite)."""
+        return self._append_many_soon if self._batch_writer is not None else None
+
+    def _append_many_soon(
+        self,
+        batches: Sequence[Append],
+        done: Callable[[list[bool] | None, BaseException | None], None],
+    ) -> None:
+        writer = self._batch_writer
+        assert writer is not None
+        if not self._write_lock.locked():  # no transaction of ours is open on another connection
+            try:
+                outcome = writer.try_inline(batches)
+            except Exception as exc:
+                done(None, exc)
+                return
+            if outcome is not None:
+                done(outcome, None)
+                return
+
+        def settle(task: asyncio.Future[list[bool]]) -> None:
+            error = task.exception()
+            done(None if error is not None else task.result(), error)
+
+        asyncio.ensure_future(writer.append_many(batches)).add_done_callback(settle)
 
     async def _append_many_sqlalchemy(self, batches: Sequence[Append]) -> list[bool]:
         """For an in-memory SQLite database (one shared connection: no second one can see it)."""
@@ -611,9 +661,11 @@ class SQLStore(JobStore):
         async with self._write() as conn:
             stored = {row.id: row._asdict() for row in await conn.execute(check)}
             todo = plan(stored, batches, _job_state_values, self.max_events_per_job)
-            if todo.rows:
-                rows = [{**row, "_id": row.pop("id")} for row in todo.rows]
-                await conn.execute(jobs_table.update().where(_J.id == sa.bindparam("_id")), rows)
+            for group in (todo.rows, todo.running):
+                if group:
+                    rows = [{**row, "_id": row.pop("id")} for row in group]
+                    update = jobs_table.update().where(_J.id == sa.bindparam("_id"))
+                    await conn.execute(update, rows)
             for job_id, floor in todo.trims:
                 await self._trim(conn, job_id, floor + self.max_events_per_job)
             for job_id, owner in todo.refunds:
@@ -764,10 +816,12 @@ class SQLStore(JobStore):
         return [_row_to_event(row) for row in rows]
 
     async def feed_position(self) -> int:
+        if self._sqlite:
+            query = sa.select(sa.func.max(_E.pos))
+        else:
+            query = sa.select(_P.value).where(_P.name == _EVENTS_POSITION)
         async with self._read() as conn:
-            value = (
-                await conn.execute(sa.select(_P.value).where(_P.name == _EVENTS_POSITION))
-            ).scalar_one_or_none()
+            value = (await conn.execute(query)).scalar_one_or_none()
         return int(value or 0)
 
     async def changed_jobs(

@@ -40,63 +40,80 @@ RETRY_SECONDS = 0.5
 class EventWriter:
     """Group commit for every job a worker process runs: store what is pending in one
     transaction, then publish what it stored. One batch is in flight at a time, so events are
-    published in the order they were stored."""
+    published in the order they were stored.
+
+    Driven by callbacks, not a task: a report starts a commit in the same loop turn when none
+    is in flight, and the commit's completion publishes at once, so a report reaches its
+    streams two loop turns after it was made (a task awaiting the store took four; under load
+    each turn is a round of every stream's sends: docs/benchmarks.md)."""
 
     def __init__(self, store: JobStore, bus: EventBus, worker_id: str | None = None) -> None:
         self._store = store
         self._bus = bus
         self.worker_id = worker_id
         self._dirty: dict[JobReporter, None] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._in_flight: tuple[list[JobReporter], list[Append]] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._retry: asyncio.Handle | None = None
+        """The next ``_begin``, when one is scheduled (after a retry delay, or next turn)."""
+        self._running = False
         self.transactions = 0
         """Store transactions so far (for tests and benchmarks: the write amplification)."""
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="jobstream-event-writer")
+        self._running = True
 
     async def stop(self, grace: float = 5.0) -> None:
         """Store and publish what is pending (for at most ``grace`` seconds), then stop."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await asyncio.wait_for(self._idle.wait(), grace)
+        self._running = False
+        if self._retry is not None:
+            self._retry.cancel()
 
     def mark(self, reporter: JobReporter) -> None:
         """``reporter`` has events to store."""
         self._dirty[reporter] = None
-        self._wake.set()
+        if self._in_flight is None and self._retry is None:
+            self._begin()
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._dirty:
-                reporters = list(self._dirty)
-                self._dirty.clear()
-                await self._commit(reporters)
-            if self._stopping:
-                return
-
-    async def _commit(self, reporters: list[JobReporter]) -> None:
+    def _begin(self) -> None:
+        self._retry = None
+        if not self._dirty:
+            self._idle.set()
+            return
+        self._idle.clear()
+        reporters = list(self._dirty)
+        self._dirty.clear()
         batches = [reporter.take() for reporter in reporters]
-        try:
-            stored = await self._store.append_many(batches)
-        except Exception:
+        self._in_flight = (reporters, batches)
+        soon = getattr(self._store, "append_many_soon", None)
+        if soon is not None:  # a SQLite file: inline, or on its writer's thread
+            soon(batches, self._done)
+        else:
+            task = asyncio.ensure_future(self._store.append_many(batches))
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[list[bool]]) -> None:
+        error = task.exception()
+        self._done(None if error is not None else task.result(), error)
+
+    def _done(self, stored: list[bool] | None, error: BaseException | None) -> None:
+        assert self._in_flight is not None
+        reporters, batches = self._in_flight
+        self._in_flight = None
+        if stored is None:
             # The store is unreachable for now: keep every batch, in order, and try again.
-            log.exception("storing the events of %d running jobs failed; retrying", len(batches))
+            log.error(
+                "storing the events of %d running jobs failed; retrying",
+                len(batches),
+                exc_info=error,
+            )
             for reporter, batch in zip(reporters, batches, strict=True):
                 reporter.put_back(batch)
-                self._dirty[reporter] = None
-            await asyncio.sleep(RETRY_SECONDS)
+            self._dirty = {**dict.fromkeys(reporters), **self._dirty}
+            self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._begin)
             return
         self.transactions += 1
         published: list[Event] = []
@@ -107,14 +124,15 @@ class EventWriter:
                 reporter.refused()
         if published:
             published.sort(key=lambda event: event.pos or 0)
-            try:
-                await self._bus.publish(published)
-            except Exception:
-                # Stored already: readers catch up from the store when the bus is back.
-                log.exception("publishing %d stored events failed", len(published))
+            self._bus.publish_soon(published)
         for reporter, batch, ok in zip(reporters, batches, stored, strict=True):
             if ok:
                 reporter.stored(batch)
+        if self._dirty:
+            # The next batch in the next loop turn (a commit may have completed inline).
+            self._retry = asyncio.get_running_loop().call_soon(self._begin)
+        else:
+            self._idle.set()
 
 
 class JobReporter:

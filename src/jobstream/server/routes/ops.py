@@ -37,7 +37,7 @@ async def readyz(rt: RuntimeDep) -> Response:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(rt: RuntimeDep) -> Response:
     rt.metrics.subscriptions.set(rt.bus.subscriber_count)
-    rt.metrics.backlog_max.set(rt.hub.largest_backlog)
+    rt.hub.report_metrics()
     try:
         counts = await asyncio.wait_for(rt.store.count_by_status(), timeout=2.0)
     except Exception:

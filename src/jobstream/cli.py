@@ -94,6 +94,64 @@ def serve(
     run(settings, app, log_level=log_level)
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once [env: JOBSTREAM_WORKERS; default 4]")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Run only this kind (repeat for more)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="The shared folder for job outputs")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="critical, error, warning, info or debug")
+    ] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json: one JSON object per line [env: JOBSTREAM_LOG_FORMAT]"),
+    ] = None,
+) -> None:
+    """Run jobs from the store's queue, without HTTP (the store and bus of JOBSTREAM_* settings)."""
+    import logging.config
+
+    from pydantic import ValidationError
+
+    from jobstream.extras import MissingExtra
+    from jobstream.server.logs import install_log_redaction, log_config
+    from jobstream.settings import Settings
+    from jobstream.worker.process import run_worker
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "workers": concurrency,
+            "data_dir": data_dir,
+            "log_format": log_format,
+        }.items()
+        if v is not None
+    }
+    levels = {"critical", "error", "warning", "info", "debug"}
+    if log_level.lower() not in levels:
+        _error(f"--log-level must be one of {', '.join(sorted(levels))}, not {log_level!r}")
+        raise typer.Exit(2)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        _error("; ".join(_setting_error(e) for e in exc.errors()))
+        raise typer.Exit(2) from None
+    logging.config.dictConfig(
+        log_config(settings.log_format, logging.getLevelName(log_level.upper()))
+    )
+    install_log_redaction()
+    try:
+        asyncio.run(run_worker(settings, kinds=kind or None))
+    except (MissingExtra, ValueError) as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+
+
 def _setting_error(error: Any) -> str:
     """``JOBSTREAM_LOG_FORMAT: Input should be 'text' or 'json'``"""
     name = "JOBSTREAM_" + "_".join(str(part) for part in error["loc"]).upper()

@@ -18,8 +18,8 @@ from jobstream.bus.base import EventBus
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
 from jobstream.store.base import InsufficientCredits, JobPage, JobStore
+from jobstream.worker.leases import terminal_event
 from jobstream.worker.observer import NO_OBSERVER, JobObserver
-from jobstream.worker.pool import terminal_event
 from jobstream.worker.registry import Registry, UnknownKind
 
 

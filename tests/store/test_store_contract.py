@@ -24,7 +24,14 @@ from jobstream.models import (
     monotonic_us,
     new_job_id,
 )
-from jobstream.store.base import Append, EventFactory, InsufficientCredits, JobStore, StaleJob
+from jobstream.store.base import (
+    Append,
+    EventFactory,
+    InsufficientCredits,
+    JobStore,
+    Rebase,
+    StaleJob,
+)
 from jobstream.store.memory import created_us, encode_cursor
 from jobstream.store.sql import SQLStore, jobs_table, normalize_url
 
@@ -422,15 +429,15 @@ async def test_recovery_requeues_and_old_worker_goes_stale(store: JobStore) -> N
     job = await claim(store, worker="w1")
     requeued = await store.transition(job.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
     assert requeued is not None and requeued[0].status is JobStatus.QUEUED
-    assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+    assert (await store.renew_leases([job.id], "w1", 30)).lost == {job.id}
     assert await store.running_jobs() == []
 
     again = await claim(store, worker="w2")
     assert again.id == job.id and again.attempts == 2 and again.seq == 4
     with pytest.raises(StaleJob):
         await store.append(*progress(job, 1))
-    assert await store.renew_leases([job.id], "w2", 30) == set()
-    assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+    assert (await store.renew_leases([job.id], "w2", 30)).lost == set()
+    assert (await store.renew_leases([job.id], "w1", 30)).lost == {job.id}
 
 
 async def test_reserved_seqs_an_earlier_version_left_are_filled_never_reused(
@@ -702,18 +709,18 @@ async def test_leases_renew_and_expire(store: JobStore) -> None:
     assert [j.id for j in expired] == [job.id]
     assert expired[0] == job
 
-    assert await store.renew_leases([job.id], "w1", 3600) == set()
+    assert (await store.renew_leases([job.id], "w1", 3600)).lost == set()
     assert await store.expired_leases(now + 31_000_000) == []
     assert [j.id for j in await store.expired_leases(now + 2 * HOUR_US)] == [job.id]
 
     # Another worker cannot renew (nor extend) a lease it does not hold.
-    assert await store.renew_leases([job.id, "unknown"], "w2", 7200) == {job.id, "unknown"}
+    assert (await store.renew_leases([job.id, "unknown"], "w2", 7200)).lost == {job.id, "unknown"}
     assert [j.id for j in await store.expired_leases(now + 2 * HOUR_US)] == [job.id]
-    assert await store.renew_leases([], "w1", 30) == set()
+    assert (await store.renew_leases([], "w1", 30)).lost == set()
 
     done, final = follow(job, (EventType.COMPLETED, {"result": 1}))
     await store.append(done, final)
-    assert await store.renew_leases([job.id], "w1", 30) == {job.id}
+    assert (await store.renew_leases([job.id], "w1", 30)).lost == {job.id}
     assert await store.expired_leases(now + 10 * HOUR_US) == []
 
 
@@ -1056,3 +1063,75 @@ async def test_scalar_results_round_trip(store: JobStore, result: Any) -> None:
     await store.append(done, last)
     stored = await store.get(job.id)
     assert stored is not None and stored.result == result
+
+
+# --- stalled workers ----------------------------------------------------------------------
+
+
+def stall_events(job: Job) -> list[Event]:
+    return [
+        Event(
+            job_id=job.id,
+            owner=job.owner,
+            seq=job.seq + 1,
+            type=EventType.PROGRESS,
+            data={"progress": job.progress, "state": "stalled", "message": job.message},
+        ),
+        Event(
+            job_id=job.id,
+            owner=job.owner,
+            seq=job.seq + 2,
+            type=EventType.LOG,
+            data={"level": "warning", "message": "no word from its worker", "step": None},
+        ),
+    ]
+
+
+async def test_a_stall_is_announced_once_when_half_the_lease_went_unrenewed(
+    store: JobStore, store_factory: StoreFactory | None
+) -> None:
+    await add(store)
+    job = await claim(store, worker="w1", lease=30)
+    now = monotonic_us()
+    assert await store.announce_stalls(now, 30, stall_events) == []  # renewed a moment ago
+    later = now + 16_000_000  # more than half of 30 s without a renewal
+    others = [store] if store_factory is None else [store, await store_factory()]
+    results = await asyncio.gather(*(s.announce_stalls(later, 30, stall_events) for s in others))
+    announced = [entry for result in results for entry in result]
+    assert len(announced) == 1  # exactly once, whoever else looked at the same moment
+    after, events = announced[0]
+    assert [e.seq for e in events] == [job.seq + 1, job.seq + 2]
+    assert all(e.pos is not None for e in events)
+    assert after.state == "stalled" and after.status is JobStatus.RUNNING
+    assert await store.get(job.id) == after
+    assert await store.announce_stalls(later + 1, 30, stall_events) == []  # already announced
+    # The worker was slow, not dead: its lease is still its own. Its batch, numbered before the
+    # notice, is to be renumbered, and nothing of it is stored.
+    mine_after, mine = progress(job, 2)
+    assert await store.append_many([Append(mine_after, mine, "w1")]) == [Rebase(after.seq)]
+    assert seqs(await store.events_after(job.id, 0)) == list(range(1, after.seq + 1))
+    # Another worker's batch at the right seq is refused outright.
+    theirs_after, theirs = progress(after, 1)
+    assert await store.append_many([Append(theirs_after, theirs, "w2")]) == [False]
+    # The renewal answers the notice, once; the lease holder's renumbered batch goes in.
+    renewal = await store.renew_leases([job.id], "w1", 30)
+    assert renewal.lost == set() and renewal.unstalled == {job.id}
+    assert (await store.renew_leases([job.id], "w1", 30)).unstalled == set()
+    back_after, back = progress(after, 1)
+    assert await store.append_many([Append(back_after, back, "w1")]) == [True]
+    # A new stall of the same run can be announced again once the lease goes quiet again.
+    again = monotonic_us() + 16_000_000
+    assert len(await store.announce_stalls(again, 30, stall_events)) == 1
+
+
+async def test_a_move_of_status_clears_a_stall(store: JobStore) -> None:
+    await add(store)
+    job = await claim(store, worker="w1", lease=30)
+    later = monotonic_us() + 16_000_000
+    assert len(await store.announce_stalls(later, 30, stall_events)) == 1
+    moved = await store.transition(job.id, {JobStatus.RUNNING}, to_status(JobStatus.QUEUED))
+    assert moved is not None
+    rerun = await claim(store, worker="w2", lease=30)
+    assert rerun.id == job.id
+    assert await store.announce_stalls(monotonic_us(), 30, stall_events) == []
+    assert len(await store.announce_stalls(monotonic_us() + 16_000_000, 30, stall_events)) == 1

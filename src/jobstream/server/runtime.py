@@ -26,6 +26,7 @@ from jobstream.service import JobService
 from jobstream.settings import Settings
 from jobstream.store import JobStore, create_store
 from jobstream.streams.lifecycle import StreamHub
+from jobstream.worker.leases import LeaseWatcher
 from jobstream.worker.observer import Observers
 from jobstream.worker.pool import WorkerPool
 from jobstream.worker.registry import Registry
@@ -42,6 +43,8 @@ class Runtime:
     hub: StreamHub
     jobs: JobService
     pool: WorkerPool | None
+    watcher: LeaseWatcher | None
+    """Stall notices and recovery of expired leases, when there is no pool (which has its own)."""
     gc_pauses: PauseMetric
     extras: dict[str, Any] = field(default_factory=dict)
     started: bool = False
@@ -57,6 +60,8 @@ class Runtime:
                 await self.hub.start()
                 if self.pool is not None:
                     await self.pool.start()
+                if self.watcher is not None:
+                    self.watcher.start()
                 settle_garbage_collector()
                 self.gc_pauses.install()
                 self.started = True
@@ -66,6 +71,8 @@ class Runtime:
                     self.started = False
                     self.gc_pauses.close()
                     await self.hub.shutdown()
+                    if self.watcher is not None:
+                        await self.watcher.stop()
                     if self.pool is not None:
                         await self.pool.stop()
             finally:
@@ -99,6 +106,7 @@ def build_runtime(
             data_dir=settings.data_dir,
             concurrency=settings.workers,
             lease_seconds=settings.lease_seconds,
+            # A SQLite file belongs to this server: what ran when it stopped is recovered now.
             recover_all_on_start=settings.embedded_store,
             shutdown_grace=settings.shutdown_grace_seconds,
             observer=observer,
@@ -121,6 +129,15 @@ def build_runtime(
         hub=StreamHub(settings, store_, bus_, metrics),
         jobs=jobs,
         pool=pool,
+        watcher=None
+        if pool is not None
+        else LeaseWatcher(
+            store=store_,
+            bus=bus_,
+            registry=registry,
+            lease_seconds=settings.lease_seconds,
+            observer=observer,
+        ),
         gc_pauses=PauseMetric(metrics.gc_pauses),
     )
 

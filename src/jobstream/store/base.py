@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobstream.models import Event, Job, JobStatus
 
@@ -72,6 +72,28 @@ REFUNDED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 class JobPage:
     items: list[Job]
     next_cursor: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class Rebase:
+    """``append_many``'s answer to a batch whose job is still leased to its writer but moved on
+    by events others wrote (a stall notice): renumber the batch after ``seq`` and send it again."""
+
+    seq: int
+
+
+@dataclass(slots=True, frozen=True)
+class Renewal:
+    """What ``renew_leases`` did: ``lost`` leases (no longer the worker's), ``unstalled`` jobs
+    whose stall notice the renewal answered (their worker says the state is back), and the jobs
+    whose cancel was requested (the bus brings that at once; this is its backstop)."""
+
+    lost: set[str]
+    unstalled: set[str]
+    cancelled: set[str] = field(default_factory=set)
+
+
+StallEvents = Callable[[Job], list[Event]]
 
 
 @dataclass(slots=True, frozen=True)
@@ -133,20 +155,22 @@ class JobStore(abc.ABC):
         """Jobs newest first (``owner=None``: everyone's); ``cursor`` continues a previous page."""
 
     @abc.abstractmethod
-    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
+    async def append_many(self, batches: Sequence[Append]) -> list[bool | Rebase]:
         """Store every batch whose job is still the writer's, in one transaction; ``True`` for
-        each batch stored, ``False`` for each refused (nothing of it is written).
+        each batch stored, ``False`` for each refused (nothing of it is written), ``Rebase``
+        for one to renumber (nothing of it is written either).
 
         A batch is the writer's when the stored job is ``running`` with ``seq ==
-        events[0].seq - 1`` and (``worker`` given) is leased to ``worker``. Each stored event
-        gets its ``pos``. A batch whose ``job`` ends ``failed`` or ``cancelled`` refunds the
-        stored cost in the same transaction.
+        events[0].seq - 1`` and (``worker`` given) is leased to ``worker``; with the lease held
+        but the seq moved on (others appended a stall notice), the answer is
+        ``Rebase(stored seq)``. Each stored event gets its ``pos``. A batch whose ``job`` ends
+        ``failed`` or ``cancelled`` refunds the stored cost in the same transaction.
         """
 
     async def append(self, job: Job, events: Sequence[Event], worker: str | None = None) -> None:
-        """``append_many`` for one batch; raises ``StaleJob`` when it is refused."""
+        """``append_many`` for one batch; raises ``StaleJob`` unless it is stored."""
         (stored,) = await self.append_many([Append(job, events, worker)])
-        if not stored:
+        if stored is not True:
             raise StaleJob(job.id)
 
     @abc.abstractmethod
@@ -169,8 +193,17 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def renew_leases(
         self, job_ids: Collection[str], worker_id: str, lease_seconds: float
-    ) -> set[str]:
-        """Extend the leases this worker still holds; the ids it no longer holds are returned."""
+    ) -> Renewal:
+        """Extend the leases this worker still holds (and clear their stall notices)."""
+
+    @abc.abstractmethod
+    async def announce_stalls(
+        self, now_us: int, lease_seconds: float, make_events: StallEvents, limit: int = 100
+    ) -> list[tuple[Job, list[Event]]]:
+        """Running jobs whose lease went unrenewed for half of ``lease_seconds`` and are not
+        announced yet: store ``make_events(job)`` (consecutive seqs after the job's) and mark
+        the job stalled, each atomically, exactly once whoever else calls this meanwhile.
+        Returns the jobs after their events, and the events, to publish."""
 
     @abc.abstractmethod
     async def expired_leases(self, now_us: int, limit: int = 100) -> list[Job]:

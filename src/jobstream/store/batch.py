@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from jobstream import codec
 from jobstream.models import Event, JobStatus
-from jobstream.store.base import REFUNDED_STATUSES, Append
+from jobstream.store.base import REFUNDED_STATUSES, Append, Rebase
 
 T = TypeVar("T")
 
@@ -55,15 +55,17 @@ STATE_COLUMNS = (
     "attempts",
     "lease_owner",
     "lease_until_us",
+    "stalled_us",
 )
 """The job columns a batch writes: everything but the identity, the cancel flag and the cost."""
 RUNNING_COLUMNS = tuple(
-    c for c in STATE_COLUMNS if c not in ("status", "lease_owner", "lease_until_us")
+    c for c in STATE_COLUMNS if c not in ("status", "lease_owner", "lease_until_us", "stalled_us")
 )
 """What a batch of a job that stays running writes: not the indexed columns it leaves as they
 are (SQLite rewrites an index entry whose column is SET, even to its value: two pages more in
 the WAL per transaction)."""
 _CHECKED = ("status", "seq", "lease_owner", "lease_until_us")
+"""The stored columns ``plan`` decides by."""
 CHECKPOINT_EVERY = 1000
 """Inline commits between two checkpoints of the WAL (on the writer's thread)."""
 
@@ -72,7 +74,7 @@ CHECKPOINT_EVERY = 1000
 class Plan:
     """What one ``append_many`` transaction writes."""
 
-    outcome: list[bool] = field(default_factory=list)
+    outcome: list[bool | Rebase] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     """Job rows that change status: ``STATE_COLUMNS`` plus ``id``."""
     running: list[dict[str, Any]] = field(default_factory=list)
@@ -97,17 +99,18 @@ def plan(
         job, new = batch.job, batch.events
         row = stored.get(job.id)
         first = new[0].seq if new else job.seq
-        ours = (
-            row is not None
-            and row["status"] == JobStatus.RUNNING.value
-            and row["seq"] == first - 1
-            and (batch.worker is None or row["lease_owner"] == batch.worker)
-        )
+        running = row is not None and row["status"] == JobStatus.RUNNING.value
+        leased = batch.worker is None or (row is not None and row["lease_owner"] == batch.worker)
+        ours = running and leased and row is not None and row["seq"] == first - 1
+        if not ours and running and leased and batch.worker is not None and row is not None:
+            out.outcome.append(Rebase(row["seq"]))  # moved on by a stall notice: renumber
+            continue
         out.outcome.append(ours)
         if not ours or row is None:
             continue
         values = state_values(job)
         # The stored cancel flag is not written: a cancel request that lands meanwhile stays.
+        values["stalled_us"] = None
         if job.status.terminal:
             values["lease_owner"] = values["lease_until_us"] = None
         else:
@@ -246,11 +249,11 @@ class SQLiteBatchWriter:
         self._jobs.put((work, done))
         return await future
 
-    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
+    async def append_many(self, batches: Sequence[Append]) -> list[bool | Rebase]:
         """On the writer's thread (it may wait for the database's lock)."""
         return await self._call(lambda: self._transaction(self._conn, batches))
 
-    def try_inline(self, batches: Sequence[Append]) -> list[bool] | None:
+    def try_inline(self, batches: Sequence[Append]) -> list[bool | Rebase] | None:
         """The transaction on the calling (loop) thread, now; ``None`` if the database is
         locked (nothing was written: try ``append_many``). The caller makes sure no other
         transaction of this process is open meanwhile."""
@@ -272,7 +275,9 @@ class SQLiteBatchWriter:
     def _checkpoint(self) -> None:
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _transaction(self, conn: sqlite3.Connection, batches: Sequence[Append]) -> list[bool]:
+    def _transaction(
+        self, conn: sqlite3.Connection, batches: Sequence[Append]
+    ) -> list[bool | Rebase]:
         conn.execute("BEGIN IMMEDIATE")
         try:
             outcome = self._write(conn, batches)
@@ -282,7 +287,7 @@ class SQLiteBatchWriter:
             raise
         return outcome
 
-    def _write(self, conn: sqlite3.Connection, batches: Sequence[Append]) -> list[bool]:
+    def _write(self, conn: sqlite3.Connection, batches: Sequence[Append]) -> list[bool | Rebase]:
         ids = sorted({batch.job.id for batch in batches})
         marks = ", ".join("?" * len(ids))
         found = conn.execute(
@@ -347,7 +352,7 @@ async def append_many_postgres(
     batches: Sequence[Append],
     state_values: Callable[[Any], dict[str, Any]],
     max_events_per_job: int,
-) -> list[bool]:
+) -> list[bool | Rebase]:
     """``append_many`` on an asyncpg connection already in a transaction. The job rows are
     locked in id order (``FOR UPDATE``), so concurrent writers never deadlock; the position
     counter is updated last, so its row is held only until the commit that follows."""

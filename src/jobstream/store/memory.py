@@ -18,6 +18,9 @@ from jobstream.store.base import (
     InsufficientCredits,
     JobPage,
     JobStore,
+    Rebase,
+    Renewal,
+    StallEvents,
 )
 
 _KEPT = frozenset(
@@ -54,6 +57,7 @@ class MemoryStore(JobStore):
         self._leases: dict[str, tuple[str, int]] = {}
         self._credits: dict[str, int] = {}
         self._pos = 0
+        self._stalled: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -122,20 +126,21 @@ class MemoryStore(JobStore):
             event.pos = self._pos
             self._events[event.job_id].append(event)
 
-    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
+    async def append_many(self, batches: Sequence[Append]) -> list[bool | Rebase]:
         async with self._lock:
-            outcome = []
+            outcome: list[bool | Rebase] = []
             for batch in batches:
                 job, events = batch.job, batch.events
                 stored = self._jobs.get(job.id)
                 first = events[0].seq if events else job.seq
                 lease = self._leases.get(job.id)
-                ours = (
-                    stored is not None
-                    and stored.status is JobStatus.RUNNING
-                    and stored.seq == first - 1
-                    and (batch.worker is None or (lease is not None and lease[0] == batch.worker))
-                )
+                running = stored is not None and stored.status is JobStatus.RUNNING
+                leased = batch.worker is None or (lease is not None and lease[0] == batch.worker)
+                ours = running and leased and stored is not None and stored.seq == first - 1
+                if not ours and running and leased and batch.worker is not None:
+                    assert stored is not None
+                    outcome.append(Rebase(stored.seq))
+                    continue
                 outcome.append(ours)
                 if not ours or stored is None:
                     continue
@@ -146,6 +151,7 @@ class MemoryStore(JobStore):
                 self._store_events(events)
                 if job.status.terminal:
                     self._leases.pop(job.id, None)
+                    self._stalled.discard(job.id)
                 self._trim(job.id)
             return outcome
 
@@ -176,6 +182,7 @@ class MemoryStore(JobStore):
         self._refund(job, after)
         if after.status is not JobStatus.RUNNING:
             self._leases.pop(job.id, None)
+            self._stalled.discard(job.id)
         self._trim(job.id)
         return after, event
 
@@ -195,8 +202,8 @@ class MemoryStore(JobStore):
 
     async def renew_leases(
         self, job_ids: Collection[str], worker_id: str, lease_seconds: float
-    ) -> set[str]:
-        lost = set()
+    ) -> Renewal:
+        lost, unstalled, cancelled = set(), set(), set()
         until = monotonic_us() + int(lease_seconds * 1e6)
         for job_id in job_ids:
             held = self._leases.get(job_id)
@@ -204,7 +211,38 @@ class MemoryStore(JobStore):
                 lost.add(job_id)
             else:
                 self._leases[job_id] = (worker_id, until)
-        return lost
+                if job_id in self._stalled:
+                    self._stalled.discard(job_id)
+                    unstalled.add(job_id)
+                if self._jobs[job_id].cancel_requested:
+                    cancelled.add(job_id)
+        return Renewal(lost, unstalled, cancelled)
+
+    async def announce_stalls(
+        self, now_us: int, lease_seconds: float, make_events: StallEvents, limit: int = 100
+    ) -> list[tuple[Job, list[Event]]]:
+        half = int(lease_seconds * 1e6 / 2)
+        announced: list[tuple[Job, list[Event]]] = []
+        async with self._lock:
+            for job_id, (_, until) in list(self._leases.items()):
+                if len(announced) >= limit:
+                    break
+                job = self._jobs[job_id]
+                if job.status is not JobStatus.RUNNING or job_id in self._stalled:
+                    continue
+                if until - now_us > half:
+                    continue
+                events = make_events(job)
+                after = job
+                for event in events:
+                    after = after.apply(event)
+                after = replace(after, seq_reserved=after.seq)
+                self._jobs[job_id] = after
+                self._store_events(events)
+                self._stalled.add(job_id)
+                self._trim(job_id)
+                announced.append((after, events))
+        return announced
 
     async def expired_leases(self, now_us: int, limit: int = 100) -> list[Job]:
         expired = [

@@ -46,7 +46,10 @@ from jobstream.store.base import (
     InsufficientCredits,
     JobPage,
     JobStore,
+    Rebase,
+    Renewal,
     StaleJob,
+    StallEvents,
 )
 from jobstream.store.batch import SQLiteBatchWriter, append_many_postgres, plan
 from jobstream.store.memory import created_us, decode_cursor, encode_cursor
@@ -90,6 +93,7 @@ jobs_table = sa.Table(
     sa.Column("lease_until_us", sa.BigInteger, nullable=True),
     sa.Column("cost", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("seq_reserved", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("stalled_us", sa.BigInteger, nullable=True),
     sa.Index("ix_jobstream_jobs_owner_created", "owner", "created_us", "id"),
     sa.Index("ix_jobstream_jobs_status_kind_created", "status", "kind", "created_us"),
     sa.Index("ix_jobstream_jobs_status_lease", "status", "lease_until_us"),
@@ -380,6 +384,8 @@ class SQLStore(JobStore):
                         f"{name} INTEGER NOT NULL DEFAULT 0"
                     )
                 )
+        if "stalled_us" not in columns:
+            conn.execute(sa.text(f"ALTER TABLE {jobs_table.name} ADD COLUMN stalled_us BIGINT"))
         events = events_table.name
         if "pos" not in {c["name"] for c in inspector.get_columns(events)}:
             # Positions for the events stored so far, in the order of their time.
@@ -492,6 +498,7 @@ class SQLStore(JobStore):
             raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
         after = replace(job.apply(event), seq_reserved=event.seq)
         values = _job_state_values(after)
+        values["stalled_us"] = None  # a move of status, or a new lease: no stall stands
         if lease is not None:
             values["lease_owner"], values["lease_until_us"] = lease
         elif after.status is not JobStatus.RUNNING:
@@ -609,7 +616,7 @@ class SQLStore(JobStore):
         next_cursor = encode_cursor(rows[limit - 1]["created_us"], page[-1].id) if more else None
         return JobPage(page, next_cursor)
 
-    async def append_many(self, batches: Sequence[Append]) -> list[bool]:
+    async def append_many(self, batches: Sequence[Append]) -> list[bool | Rebase]:
         if not batches:
             return []
         if self._batch_writer is not None:
@@ -632,7 +639,7 @@ class SQLStore(JobStore):
     def _append_many_soon(
         self,
         batches: Sequence[Append],
-        done: Callable[[list[bool] | None, BaseException | None], None],
+        done: Callable[[list[bool | Rebase] | None, BaseException | None], None],
     ) -> None:
         writer = self._batch_writer
         assert writer is not None
@@ -646,13 +653,13 @@ class SQLStore(JobStore):
                 done(outcome, None)
                 return
 
-        def settle(task: asyncio.Future[list[bool]]) -> None:
+        def settle(task: asyncio.Future[list[bool | Rebase]]) -> None:
             error = task.exception()
             done(None if error is not None else task.result(), error)
 
         asyncio.ensure_future(writer.append_many(batches)).add_done_callback(settle)
 
-    async def _append_many_sqlalchemy(self, batches: Sequence[Append]) -> list[bool]:
+    async def _append_many_sqlalchemy(self, batches: Sequence[Append]) -> list[bool | Rebase]:
         """For an in-memory SQLite database (one shared connection: no second one can see it)."""
         ids = sorted({batch.job.id for batch in batches})
         check = sa.select(_J.id, _J.status, _J.seq, _J.lease_owner, _J.lease_until_us).where(
@@ -722,20 +729,70 @@ class SQLStore(JobStore):
 
     async def renew_leases(
         self, job_ids: Collection[str], worker_id: str, lease_seconds: float
-    ) -> set[str]:
+    ) -> Renewal:
         wanted = set(job_ids)
         if not wanted:
-            return set()
+            return Renewal(set(), set())
         until = monotonic_us() + int(lease_seconds * 1e6)
+        mine = sa.and_(_J.id.in_(sorted(wanted)), _J.lease_owner == worker_id)
         async with self._write() as conn:
-            result = await conn.execute(
+            stalled = await conn.execute(
                 jobs_table.update()
-                .where(_J.id.in_(sorted(wanted)), _J.lease_owner == worker_id)
-                .values(lease_until_us=until)
+                .where(mine, _J.stalled_us.is_not(None))
+                .values(lease_until_us=until, stalled_us=None)
                 .returning(_J.id)
             )
-            held = {row[0] for row in result}
-        return wanted - held
+            unstalled = {row[0] for row in stalled}
+            result = await conn.execute(
+                jobs_table.update()
+                .where(mine)
+                .values(lease_until_us=until)
+                .returning(_J.id, _J.cancel_requested)
+            )
+            rows = result.all()
+        held = {row[0] for row in rows}
+        cancelled = {row[0] for row in rows if row[1]}
+        return Renewal(wanted - held, unstalled, cancelled)
+
+    async def announce_stalls(
+        self, now_us: int, lease_seconds: float, make_events: StallEvents, limit: int = 100
+    ) -> list[tuple[Job, list[Event]]]:
+        half = int(lease_seconds * 1e6 / 2)
+        query = (
+            sa.select(jobs_table)
+            .where(
+                _J.status == JobStatus.RUNNING.value,
+                _J.stalled_us.is_(None),
+                _J.lease_until_us <= now_us + half,
+            )
+            .order_by(_J.lease_until_us, _J.id)
+            .limit(limit)
+        )
+        if not self._sqlite:
+            query = query.with_for_update(skip_locked=True)  # another watcher takes the rest
+        announced = []
+        async with self._write() as conn:
+            for row in (await conn.execute(query)).mappings().all():
+                job = _row_to_job(row)
+                events = make_events(job)
+                after = job
+                for event in events:
+                    after = after.apply(event)
+                after = replace(after, seq_reserved=after.seq)
+                values = {**_job_state_values(after), "stalled_us": now_us}
+                for column in ("status", "lease_owner", "lease_until_us"):
+                    values.pop(column, None)
+                updated = await conn.execute(
+                    jobs_table.update()
+                    .where(_J.id == job.id, _J.seq == job.seq, _J.stalled_us.is_(None))
+                    .values(values)
+                )
+                if updated.rowcount != 1:
+                    continue
+                await self._trim(conn, job.id, after.seq)
+                await self._insert_events(conn, events)
+                announced.append((after, events))
+        return announced
 
     async def expired_leases(self, now_us: int, limit: int = 100) -> list[Job]:
         query = (

@@ -23,9 +23,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobstream.bus.base import EventBus
-from jobstream.models import Event, EventType, Job, JobStatus, monotonic_us
+from jobstream.models import Event, EventType, Job, JobStatus
 from jobstream.store.base import JobStore
 from jobstream.worker.context import JobCancelled, JobContext, JobFailed
+from jobstream.worker.leases import LeaseWatcher, status_event
 from jobstream.worker.observer import NO_OBSERVER, JobObserver, waited_seconds
 from jobstream.worker.registry import JobKind, Registry
 from jobstream.worker.reporter import EventWriter, JobReporter
@@ -44,22 +45,6 @@ class _Running:
     reporter: JobReporter
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
-
-
-def status_event(job: Job, new: JobStatus, **extra: Any) -> Event:
-    return Event(
-        job_id=job.id,
-        owner=job.owner,
-        seq=job.seq + 1,
-        type=EventType.STATUS_CHANGE,
-        data={"old_status": job.status.value, "new_status": new.value, **extra},
-    )
-
-
-def terminal_event(job: Job, type_: EventType, message: str) -> Event:
-    return Event(
-        job_id=job.id, owner=job.owner, seq=job.seq + 1, type=type_, data={"message": message}
-    )
 
 
 class WorkerPool:
@@ -93,6 +78,14 @@ class WorkerPool:
         self.observer = observer or NO_OBSERVER
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self.writer = EventWriter(store, bus, self.worker_id)
+        self.watcher = LeaseWatcher(
+            store=store,
+            bus=bus,
+            registry=registry,
+            lease_seconds=lease_seconds,
+            observer=self.observer,
+            on_recovered=self._on_recovered,
+        )
         self._running: dict[str, _Running] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -279,7 +272,7 @@ class WorkerPool:
             )
 
     def _policy(self, kind: str) -> str:
-        return self.registry.get(kind).on_interrupt if kind in self.registry else "requeue"
+        return self.watcher.policy(kind)
 
     # -- cancellation and recovery ------------------------------------------------------------
 
@@ -294,49 +287,48 @@ class WorkerPool:
 
     async def recover(self, job: Job, reason: str) -> Event | None:
         """End a running job whose worker is gone: re-queue it or fail it, by its policy."""
-        if self._policy(job.kind) == "requeue":
-
-            def make(current: Job) -> Event:
-                return status_event(current, JobStatus.QUEUED, reason=reason)
-
-        else:
-
-            def make(current: Job) -> Event:
-                return terminal_event(current, EventType.FAILED, f"Interrupted: {reason}")
-
-        moved = await self.store.transition(job.id, {JobStatus.RUNNING}, make)
-        if moved is None:
-            return None
-        after, event = moved
-        await self.bus.publish([event])
-        self.observer.recovered(after, event)
-        if event.type.terminal and self.on_finished is not None:
-            outcome = self.on_finished(after, event)
-            if asyncio.iscoroutine(outcome):
-                await outcome
-        self._wakeup.set()
+        event = await self.watcher.recover(job, reason)
+        if event is not None:
+            self._wakeup.set()
         return event
 
+    async def _on_recovered(self, job: Job, event: Event) -> None:
+        if event.type.terminal and self.on_finished is not None:
+            outcome = self.on_finished(job, event)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
     async def _lease_loop(self) -> None:
-        period = max(self.lease_seconds / 3, 0.05)
+        """Renew this pool's leases every third of their time, and watch everyone's (stall
+        notices, recovery: ``LeaseWatcher``) twice as often."""
+        period = max(self.lease_seconds / 6, 0.05)
+        beat = 0
         while not self._stopping:
             await asyncio.sleep(period)
+            beat += 1
             try:
-                if self._running:
-                    lost = await self.store.renew_leases(
-                        list(self._running), self.worker_id, self.lease_seconds
-                    )
-                    for job_id in lost:
-                        running = self._running.get(job_id)
-                        if running is not None and not running.reporter.finished:
-                            running.cancel_reason = "lost"
-                            if running.ctx is not None:
-                                running.ctx.request_cancel()
-                for job in await self.store.expired_leases(monotonic_us()):
-                    if job.id not in self._running:
-                        await self.recover(job, "its worker stopped responding")
+                if self._running and beat % 2 == 0:
+                    await self._renew()
+                await self.watcher.check(skip=set(self._running))
             except Exception:
                 log.exception("lease upkeep failed; retrying")
+
+    async def _renew(self) -> None:
+        renewal = await self.store.renew_leases(
+            list(self._running), self.worker_id, self.lease_seconds
+        )
+        for job_id in renewal.lost:
+            running = self._running.get(job_id)
+            if running is not None and not running.reporter.finished:
+                running.cancel_reason = "lost"
+                if running.ctx is not None:
+                    running.ctx.request_cancel()
+        for job_id in renewal.unstalled:
+            running = self._running.get(job_id)
+            if running is not None:
+                running.reporter.unstall()
+        for job_id in renewal.cancelled:
+            await self._on_control({"type": "cancel", "job_id": job_id})
 
 
 async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:

@@ -26,14 +26,16 @@ from typing import Any
 
 from jobstream.bus.base import EventBus
 from jobstream.eta import EtaEstimator
-from jobstream.models import Artifact, Event, EventType, Job
-from jobstream.store.base import Append, JobStore
+from jobstream.models import Artifact, Event, EventType, Job, JobStatus
+from jobstream.store.base import Append, JobStore, Rebase
 from jobstream.worker.observer import JobObserver, StepClock
 
 log = logging.getLogger(__name__)
 
 _PROGRESS_FIELDS = ("progress", "current_step", "total_steps", "step_name", "state", "message")
 RETRY_SECONDS = 0.5
+STALLED = "stalled"
+"""The state a stall notice gives a job whose worker stopped renewing its lease."""
 """How long the writer waits before trying an unreachable store again."""
 
 
@@ -95,11 +97,11 @@ class EventWriter:
             task = asyncio.ensure_future(self._store.append_many(batches))
             task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Future[list[bool]]) -> None:
+    def _task_done(self, task: asyncio.Future[list[bool | Rebase]]) -> None:
         error = task.exception()
         self._done(None if error is not None else task.result(), error)
 
-    def _done(self, stored: list[bool] | None, error: BaseException | None) -> None:
+    def _done(self, stored: list[bool | Rebase] | None, error: BaseException | None) -> None:
         assert self._in_flight is not None
         reporters, batches = self._in_flight
         self._in_flight = None
@@ -118,7 +120,9 @@ class EventWriter:
         self.transactions += 1
         published: list[Event] = []
         for reporter, batch, ok in zip(reporters, batches, stored, strict=True):
-            if ok:
+            if isinstance(ok, Rebase):
+                reporter.rebase(batch, ok.seq, self._store)
+            elif ok:
                 published.extend(batch.events)
             else:
                 reporter.refused()
@@ -126,7 +130,7 @@ class EventWriter:
             published.sort(key=lambda event: event.pos or 0)
             self._bus.publish_soon(published)
         for reporter, batch, ok in zip(reporters, batches, stored, strict=True):
-            if ok:
+            if ok is True:
                 reporter.stored(batch)
         if self._dirty:
             # The next batch in the next loop turn (a commit may have completed inline).
@@ -144,8 +148,10 @@ class JobReporter:
         self.job = job
         self._writer = writer
         self._pending: list[Event] = []
-        self._stored_seq = job.seq
-        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._waiters: list[tuple[Event, asyncio.Future[bool]]] = []
+        self._rebasing = False
+        self._rebase_task: asyncio.Future[None] | None = None
+        self._state_before_stall: str | None = None
         self._eta = EtaEstimator()
         self._steps = StepClock(job, observer)
         self.finished = False
@@ -197,7 +203,10 @@ class JobReporter:
         self._steps.saw(self.job, event)
         if not self.lost:  # a job taken over elsewhere: nothing more is written
             self._pending.append(event)
-            self._writer.mark(self)
+            if not self._rebasing:
+                self._writer.mark(self)
+        if self.job.state != STALLED:
+            self._state_before_stall = self.job.state
         return event
 
     # -- the writer's side --------------------------------------------------------------------
@@ -212,8 +221,6 @@ class JobReporter:
         self._pending = [*batch.events, *self._pending]
 
     def stored(self, batch: Append) -> None:
-        if batch.events:
-            self._stored_seq = batch.events[-1].seq
         self._settle()
 
     def refused(self) -> None:
@@ -223,27 +230,65 @@ class JobReporter:
         self._pending = []
         self._settle()
 
+    def rebase(self, batch: Append, stored_seq: int, store: JobStore) -> None:
+        """The job is still ours but others appended to it (a stall notice): renumber what is
+        pending after the stored events, on top of the stored job, and send it again."""
+        self._pending = [*batch.events, *self._pending]
+        if not self._rebasing:
+            self._rebasing = True
+            self._rebase_task = asyncio.ensure_future(self._rebase(store))
+
+    async def _rebase(self, store: JobStore) -> None:
+        while True:
+            try:
+                stored = await store.get(self.job.id)
+                break
+            except Exception:
+                log.exception("reading job %s to renumber its events failed", self.job.id)
+                await asyncio.sleep(RETRY_SECONDS)
+        self._rebasing = False
+        if stored is None or stored.status is not JobStatus.RUNNING:
+            self.refused()
+            return
+        was_stalled = stored.state == STALLED
+        job = replace(stored, artifact=self.job.artifact or stored.artifact)
+        for event in self._pending:
+            event.seq = job.seq + 1
+            job = job.apply(event)
+        self.job = job
+        if was_stalled and (not self._pending or self._pending[-1].type is not EventType.PROGRESS):
+            self.unstall()
+        elif self._pending:
+            self._writer.mark(self)
+
+    def unstall(self) -> None:
+        """Our lease renewal answered a stall notice: say the job is running again."""
+        if self.finished or self.lost:
+            return
+        previous = self._state_before_stall
+        self.report_progress({"state": previous or self.job.status.value})
+
     def _settle(self) -> None:
         waiting = []
-        for seq, future in self._waiters:
+        for event, future in self._waiters:
             if future.done():
                 continue
             if self.lost:
                 future.set_result(False)
-            elif seq <= self._stored_seq:
+            elif event.pos is not None:
                 future.set_result(True)
             else:
-                waiting.append((seq, future))
+                waiting.append((event, future))
         self._waiters = waiting
 
-    async def _stored_up_to(self, seq: int) -> bool:
-        """Wait until the events up to ``seq`` are stored and published (``False``: refused)."""
+    async def _stored(self, event: Event) -> bool:
+        """Wait until ``event`` is stored and published (``False``: the job was taken over)."""
         if self.lost:
             return False
-        if seq <= self._stored_seq:
+        if event.pos is not None:
             return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, future))
+        self._waiters.append((event, future))
         return await future
 
     # -- ending -------------------------------------------------------------------------------
@@ -256,7 +301,7 @@ class JobReporter:
             return None
         self.finished = True
         final = self._emit(type_, data)
-        return final if await self._stored_up_to(final.seq) else None
+        return final if await self._stored(final) else None
 
     async def abandon(self) -> None:
         """Stop without a final event (the job was taken over elsewhere)."""

@@ -22,7 +22,8 @@ finished log answers 204, which tells an ``EventSource`` to stop.
 
 ``video_url`` must load in a ``<video>`` tag, which sends no header: it is a relative, signed and
 expiring link (HMAC-SHA256 over the video id and the expiry, keyed from the server's JWT secret,
-or from a random per-process key when there is none; lifetime ``JOBSTREAM_RESULT_LINK_SECONDS``)
+or from the store URL when there is none, so every instance checks every link; lifetime
+``JOBSTREAM_RESULT_LINK_SECONDS``)
 to ``GET /api/v1/videos/{id}/video.mp4``, which checks it and serves the MP4 with Range support.
 """
 
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -88,13 +88,11 @@ class VideoLinks:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> VideoLinks:
-        if settings.jwt_secret:
-            # A key of its own, derived from the shared secret: every instance checks every link.
-            key = hmac.new(
-                settings.jwt_secret.encode(), b"jobstream signed video links", hashlib.sha256
-            ).digest()
-        else:
-            key = secrets.token_bytes(32)
+        # A key of its own, derived from what every instance shares, so that any instance
+        # checks a link another signed: the JWT secret; without one (auth "none", where every
+        # caller is the local admin anyway) the store's URL.
+        shared = settings.jwt_secret or settings.resolved_store_url
+        key = hmac.new(shared.encode(), b"jobstream signed video links", hashlib.sha256).digest()
         return cls(key, settings.result_link_seconds)
 
     def _signature(self, video_id: str, expires: int) -> str:

@@ -516,6 +516,23 @@ async def test_claim_skips_jobs_that_are_not_queued(store: JobStore) -> None:
     assert (await claim(store)).id == waiting.id
 
 
+async def test_claim_job_takes_only_that_job_and_only_while_queued(store: JobStore) -> None:
+    older = await add(store, created_at=T0)
+    wanted = await add(store, created_at=T0 + timedelta(seconds=1))
+    make = to_status(JobStatus.RUNNING)
+    claimed = await store.claim_job(wanted.id, "w1", 30, make)
+    assert claimed is not None
+    job, event = claimed
+    assert job.id == wanted.id and job.status is JobStatus.RUNNING and job.attempts == 1
+    assert event.type is EventType.STATUS_CHANGE and event.seq == job.seq
+    assert await store.claim_job(wanted.id, "w2", 30, make) is None  # running: left alone
+    assert await store.claim_job("no-such-job", "w1", 30, make) is None
+    assert (await store.get(older.id)).status is JobStatus.QUEUED
+    assert (await claim(store)).id == older.id
+    renewal = await store.renew_leases([wanted.id], "w1", 30)
+    assert wanted.id not in renewal.lost  # the lease is w1's
+
+
 async def _claim_everything(stores: Sequence[JobStore], loops_per_store: int) -> list[str]:
     async def loop(store: JobStore, worker: str) -> list[str]:
         taken = []

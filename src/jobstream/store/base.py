@@ -191,6 +191,13 @@ class JobStore(abc.ABC):
         queued."""
 
     @abc.abstractmethod
+    async def claim_job(
+        self, job_id: str, worker_id: str, lease_seconds: float, make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        """``claim`` for one given job (a task engine hands a worker the job to run): only if
+        it is queued. ``None`` if it is missing or not queued."""
+
+    @abc.abstractmethod
     async def renew_leases(
         self, job_ids: Collection[str], worker_id: str, lease_seconds: float
     ) -> Renewal:

@@ -200,6 +200,17 @@ class MemoryStore(JobStore):
             self._leases[job.id] = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
             return claimed
 
+    async def claim_job(
+        self, job_id: str, worker_id: str, lease_seconds: float, make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status is not JobStatus.QUEUED:
+                return None
+            claimed = self._apply(job, make_event)
+            self._leases[job.id] = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
+            return claimed
+
     async def renew_leases(
         self, job_ids: Collection[str], worker_id: str, lease_seconds: float
     ) -> Renewal:

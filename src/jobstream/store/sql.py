@@ -727,6 +727,19 @@ class SQLStore(JobStore):
             # Another process took this one between our read and our write: look again.
         return None
 
+    async def claim_job(
+        self, job_id: str, worker_id: str, lease_seconds: float, make_event: EventFactory
+    ) -> tuple[Job, Event] | None:
+        query = sa.select(jobs_table).where(_J.id == job_id, _J.status == JobStatus.QUEUED.value)
+        if not self._sqlite:
+            query = query.with_for_update(skip_locked=True)
+        async with self._write() as conn:
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                return None
+            lease = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
+            return await self._apply(conn, _row_to_job(row), make_event, lease)
+
     async def renew_leases(
         self, job_ids: Collection[str], worker_id: str, lease_seconds: float
     ) -> Renewal:

@@ -63,6 +63,7 @@ class WorkerPool:
         shutdown_grace: float = 3.0,
         on_finished: Callable[[Job, Event], Any] | None = None,
         observer: JobObserver | None = None,
+        claims: bool = True,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -76,6 +77,9 @@ class WorkerPool:
         self.shutdown_grace = shutdown_grace
         self.on_finished = on_finished
         self.observer = observer or NO_OBSERVER
+        self.claims = claims
+        """Claim from the queue; ``False``: run only the jobs ``run_one`` is handed (a task
+        engine's worker, which gets each job from its own broker)."""
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self.writer = EventWriter(store, bus, self.worker_id)
         self.watcher = LeaseWatcher(
@@ -101,10 +105,9 @@ class WorkerPool:
         if self.recover_all_on_start:
             for job in await self.store.running_jobs():
                 await self.recover(job, "the server stopped while this job was running")
-        self._tasks = [
-            asyncio.create_task(self._claim_loop(), name="jobstream-claim"),
-            asyncio.create_task(self._lease_loop(), name="jobstream-leases"),
-        ]
+        self._tasks = [asyncio.create_task(self._lease_loop(), name="jobstream-leases")]
+        if self.claims:
+            self._tasks.append(asyncio.create_task(self._claim_loop(), name="jobstream-claim"))
 
     async def stop(self) -> None:
         """Stop claiming; interrupt running jobs (re-queued or failed by their policy)."""
@@ -168,13 +171,33 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
 
-    def _start(self, job: Job) -> None:
+    async def run_one(self, job_id: str) -> Job | None:
+        """Claim ``job_id`` (if it is queued) and run it here to its end; the job as it is then
+        (``None`` if missing). A job that was not queued is left alone and returned as it is:
+        finished, or running under another worker's lease."""
+        claimed = await self.store.claim_job(
+            job_id,
+            self.worker_id,
+            self.lease_seconds,
+            lambda job: status_event(job, JobStatus.RUNNING, worker=self.worker_id),
+        )
+        if claimed is None:
+            return await self.store.get(job_id)
+        job, event = claimed
+        await self.bus.publish([event])
+        running = self._start(job)
+        assert running.task is not None
+        await asyncio.shield(running.task)
+        return await self.store.get(job_id)
+
+    def _start(self, job: Job) -> _Running:
         reporter = JobReporter(job, self.writer, observer=self.observer)
         self.observer.started(job, waited_seconds(job))
         running = _Running(job.id, None, reporter)
         self._running[job.id] = running
         self._idle.clear()
         running.task = asyncio.create_task(self._run(job, running), name=f"jobstream-job-{job.id}")
+        return running
 
     async def _run(self, job: Job, running: _Running) -> None:
         reporter = running.reporter

@@ -25,6 +25,7 @@ from jobstream.server.metrics import JobMetrics, Metrics
 from jobstream.service import JobService
 from jobstream.settings import Settings
 from jobstream.store import JobStore, create_store
+from jobstream.store.memory import MemoryStore
 from jobstream.streams.lifecycle import StreamHub
 from jobstream.worker.leases import LeaseWatcher
 from jobstream.worker.observer import Observers
@@ -94,7 +95,9 @@ def build_runtime(
     store_ = create_store(store if store is not None else settings.resolved_store_url)
     store_.max_events_per_job = settings.max_events_per_job
     store_.initial_credits = settings.initial_credits
-    bus_ = create_bus(bus if bus is not None else settings.bus_url)
+    bus_ = create_bus(bus if bus is not None else settings.bus_url, prefix=settings.redis_prefix)
+    if not isinstance(store_, MemoryStore):
+        bus_.attach_store(store_)  # a shared store: a network bus fills its gaps from it
     metrics = Metrics()
     observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None

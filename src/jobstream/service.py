@@ -7,7 +7,6 @@ see answers exactly as a missing one.
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from jobstream import codec
 from jobstream.bus.base import EventBus
+from jobstream.limits import Limits, MemoryLimits
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
 from jobstream.store.base import InsufficientCredits, JobPage, JobStore
@@ -57,13 +57,14 @@ class JobService:
         on_queued: Callable[[], None] | None = None,
         submit_rate_per_minute: int = 0,
         observer: JobObserver | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.registry = registry
         self._on_queued = on_queued
         self._rate = submit_rate_per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._limits = limits or MemoryLimits()
         self._observer = observer or NO_OBSERVER
 
     # -- submit -------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ class JobService:
     async def submit(self, principal: Principal, kind: str, params: Any) -> Job:
         """Validate, store (debiting the kind's cost: ``InsufficientCredits``) and announce."""
         clean = self.validate(kind, params)
-        self._check_rate(principal.sub)
+        await self._check_rate(principal.sub)
         now = utcnow()
         job = Job(
             id=new_job_id(),
@@ -139,19 +140,17 @@ class JobService:
             self._on_queued()
         return job
 
-    def _check_rate(self, user: str) -> None:
-        """A token bucket per user: ``submit_rate_per_minute`` with that much burst."""
+    async def _check_rate(self, user: str) -> None:
+        """A token bucket per user: ``submit_rate_per_minute`` with that much burst, counted
+        across instances when the limits are shared."""
         if self._rate <= 0:
             return
-        now = time.monotonic()
-        tokens, last = self._buckets.get(user, (float(self._rate), now))
-        tokens = min(float(self._rate), tokens + (now - last) * self._rate / 60.0)
-        if tokens < 1.0:
-            wait = int((1.0 - tokens) * 60.0 / self._rate) + 1
+        seconds = await self._limits.take_submit(user, self._rate)
+        if seconds is not None:
+            wait = int(seconds) + 1
             raise RateLimited(
                 f"too many jobs submitted: at most {self._rate} a minute; retry in {wait} s", wait
             )
-        self._buckets[user] = (tokens - 1.0, now)
 
     # -- read ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobstream.bus import EventBus, create_bus
+from jobstream.limits import Limits, MemoryLimits, create_limits
 from jobstream.server.auth import Authenticator
 from jobstream.server.collector import PauseMetric
 from jobstream.server.collector import settle as settle_garbage_collector
@@ -47,6 +48,8 @@ class Runtime:
     watcher: LeaseWatcher | None
     """Stall notices and recovery of expired leases, when there is no pool (which has its own)."""
     gc_pauses: PauseMetric
+    limits: Limits = field(default_factory=MemoryLimits)
+    """Stream tickets, submit rate and stream caps: shared through Redis with a Redis bus."""
     extras: dict[str, Any] = field(default_factory=dict)
     started: bool = False
 
@@ -58,6 +61,7 @@ class Runtime:
         try:
             await self.bus.start()
             try:
+                await self.limits.start()
                 await self.hub.start()
                 if self.pool is not None:
                     await self.pool.start()
@@ -77,6 +81,7 @@ class Runtime:
                     if self.pool is not None:
                         await self.pool.stop()
             finally:
+                await self.limits.close()
                 await self.bus.close()
         finally:
             await self.store.close()
@@ -99,6 +104,11 @@ def build_runtime(
     if not isinstance(store_, MemoryStore):
         bus_.attach_store(store_)  # a shared store: a network bus fills its gaps from it
     metrics = Metrics()
+    limits = (
+        create_limits(bus if bus is not None else settings.bus_url, settings.redis_prefix)
+        if not isinstance(bus, EventBus)
+        else MemoryLimits()
+    )
     observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None
     if settings.workers > 0:
@@ -121,6 +131,7 @@ def build_runtime(
         on_queued=pool.notify if pool is not None else None,
         submit_rate_per_minute=settings.submit_rate_per_minute,
         observer=observer,
+        limits=limits,
     )
     return Runtime(
         settings=settings,
@@ -129,7 +140,7 @@ def build_runtime(
         registry=registry,
         auth=Authenticator(settings),
         metrics=metrics,
-        hub=StreamHub(settings, store_, bus_, metrics),
+        hub=StreamHub(settings, store_, bus_, metrics, limits),
         jobs=jobs,
         pool=pool,
         watcher=None
@@ -142,6 +153,7 @@ def build_runtime(
             observer=observer,
         ),
         gc_pauses=PauseMetric(metrics.gc_pauses),
+        limits=limits,
     )
 
 

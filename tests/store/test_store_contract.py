@@ -1168,3 +1168,31 @@ async def test_postgres_schema_is_made_once_when_many_processes_start_at_once(
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_batch_is_one_transaction_a_failed_insert_moves_nothing(
+    postgres_url: str,
+) -> None:
+    """The job row and its events commit together or not at all: here the events' insert
+    fails (a row already holds the seq), and the job row must not have moved on."""
+    store = SQLStore(postgres_url)
+    await store.start()
+    try:
+        job = await claim(store, worker="w1") if await add(store) else None
+        assert job is not None
+        after, events = progress(job, 3)
+        async with store.engine.begin() as conn:  # a stray row where the batch's last event goes
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO jobstream_events (job_id, owner, seq, type, data, cursor, pos) "
+                    "VALUES (:j, :o, :s, 'log', '{}', 0, NULL)"
+                ),
+                {"j": job.id, "o": job.owner, "s": events[-1].seq},
+            )
+        with pytest.raises(Exception, match="duplicate key"):
+            await store.append_many([Append(after, events, "w1")])
+        stored = await store.get(job.id)
+        assert stored is not None and stored.seq == job.seq  # not moved on without its events
+    finally:
+        await store.close()

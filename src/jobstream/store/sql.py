@@ -628,9 +628,14 @@ class SQLStore(JobStore):
         if not self._sqlite:
             async with self._write() as conn:
                 raw = await conn.get_raw_connection()
-                return await append_many_postgres(
-                    raw.driver_connection, batches, _job_state_values, self.max_events_per_job
-                )
+                pg = raw.driver_connection
+                # SQLAlchemy begins its transaction lazily, at its first statement: on the raw
+                # connection, nothing has begun yet, and each statement would commit alone (a
+                # job row moved on without its events, after a crash in between).
+                async with pg.transaction():
+                    return await append_many_postgres(
+                        pg, batches, _job_state_values, self.max_events_per_job
+                    )
         return await self._append_many_sqlalchemy(batches)
 
     @property

@@ -343,6 +343,9 @@ class WorkerPool:
         for job_id in renewal.lost:
             running = self._running.get(job_id)
             if running is not None and not running.reporter.finished:
+                log.warning(
+                    "job %s was taken over elsewhere (its lease ran out); stopping it here", job_id
+                )
                 running.cancel_reason = "lost"
                 if running.ctx is not None:
                     running.ctx.request_cancel()

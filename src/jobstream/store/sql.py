@@ -628,7 +628,7 @@ class SQLStore(JobStore):
         if not self._sqlite:
             async with self._write() as conn:
                 raw = await conn.get_raw_connection()
-                pg = raw.driver_connection
+                pg: Any = raw.driver_connection
                 # SQLAlchemy begins its transaction lazily, at its first statement: on the raw
                 # connection, nothing has begun yet, and each statement would commit alone (a
                 # job row moved on without its events, after a crash in between).

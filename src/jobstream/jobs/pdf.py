@@ -63,6 +63,12 @@ class PdfParams(BaseModel):
     )
 
 
+def pages_bucket(params: PdfParams) -> str:
+    """The ETA bucket of a ``pdf`` run: its page count rounded up to a power of two
+    (``pages:16`` for 9-16 pages), since the assembly step's work grows with the pages."""
+    return f"pages:{1 << max(params.pages - 1, 0).bit_length()}"
+
+
 async def run_pdf(ctx: JobContext, params: PdfParams, *, speed: float = 1.0) -> dict[str, Any]:
     """The ``pdf`` handler's body, at ``speed`` times the real pace."""
     pace = Pace(speed)
@@ -86,4 +92,4 @@ async def run_pdf(ctx: JobContext, params: PdfParams, *, speed: float = 1.0) -> 
     }
 
 
-__all__ = ["PDF_STEPS", "TOTAL_STEPS", "PdfParams", "run_pdf"]
+__all__ = ["PDF_STEPS", "TOTAL_STEPS", "PdfParams", "pages_bucket", "run_pdf"]

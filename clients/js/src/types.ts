@@ -159,6 +159,22 @@ export interface JobPage {
   next_cursor: string | null;
 }
 
+/** `GET /api/v1/jobs/{id}/events` with `Accept: application/json`: the envelopes the SSE stream
+ * sends after `after_seq` (a lone `snapshot` without it, or when the log no longer keeps them),
+ * the `after_seq` of the next request, and whether the page reaches the job's terminal event. */
+export interface EventsPage {
+  events: (JobEvent | JobSnapshotMessage)[];
+  next_seq: number;
+  done: boolean;
+}
+
+export interface EventsPageOptions extends RequestOptions {
+  /** The events after this seq (none given: the job's snapshot). */
+  afterSeq?: number;
+  /** Long-poll: wait up to this many seconds for an event after `afterSeq`. */
+  wait?: number;
+}
+
 /** One entry of `GET /api/v1/kinds`. */
 export interface JobKind {
   name: string;

@@ -70,6 +70,10 @@ export function App() {
                   Sign out
                 </button>
               </>
+            ) : signIn.session?.auth === 'none' ? (
+              <span className="topbar__user muted" data-testid="session-none" title="The server runs without sign-in (auth none)">
+                No sign-in (local)
+              </span>
             ) : null}
           </nav>
         </div>

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobstream.jobs._common import Pace
+from jobstream.jobs._common import ADVANCED, Pace
 from jobstream.jobs.media_files import write_pdf
 from jobstream.worker.context import JobContext, JobFailed
 
@@ -60,6 +60,7 @@ class PdfParams(BaseModel):
         ge=1,
         le=TOTAL_STEPS,
         description='Fail the pipeline at this step (1-12) with "Pipeline error: …".',
+        json_schema_extra=ADVANCED,
     )
 
 

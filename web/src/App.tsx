@@ -58,8 +58,8 @@ export function App() {
             {signIn.session?.auth === 'jwt' ? (
               <>
                 <span className="topbar__user" data-testid="session-user" title={`Signed in as ${signIn.session.sub}`}>
-                  <span className="visually-hidden">Signed in as </span>
-                  {signIn.session.sub}
+                  <span className="topbar__as">Signed in as </span>
+                  <strong>{signIn.session.sub}</strong>
                 </span>
                 <button
                   type="button"

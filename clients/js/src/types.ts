@@ -60,6 +60,9 @@ export interface StatusChangeData {
   /** Present on a job's first event (old_status null). */
   kind?: string;
   created_at?: string;
+  /** The job's params, also on its first event (so a job first seen on the all-jobs stream
+   * says what it is). */
+  params?: Record<string, unknown>;
   /** Why the status moved, when the server says (e.g. a job re-queued after its worker died). */
   reason?: string | null;
   [key: string]: unknown;

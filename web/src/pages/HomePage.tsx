@@ -10,7 +10,9 @@ import { kindLabel } from '../format';
 import { jobHref, navigate } from '../router';
 
 const STATUSES: JobStatus[] = ['queued', 'running', 'completed', 'failed', 'cancelled'];
-const PAGE_SIZE = 50;
+/** As many as the all-jobs stream opens with (the newest 100), so "Show older jobs" continues
+ * where the live list ends. */
+const PAGE_SIZE = 100;
 
 interface OlderJobs {
   key: string;

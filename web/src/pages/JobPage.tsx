@@ -79,6 +79,11 @@ function stallNotice(logs: readonly { level: string; message: string }[]): strin
   return null;
 }
 
+/** `text` ending with a full stop. */
+function sentence(text: string): string {
+  return /[.!?…]$/.test(text) ? text : `${text}.`;
+}
+
 function RunAgain({ job }: { job: Job }) {
   const client = useClient();
   const [busy, setBusy] = useState(false);
@@ -234,8 +239,8 @@ export function JobPage({ id }: { id: string }) {
       ) : null}
       {condition === 'stalled' ? (
         <div className="alert alert--warning banner" role="alert" data-testid="job-stalled">
-          <strong>Stalled:</strong> {stallNotice(live.logs) ?? 'its worker has stopped reporting.'} If the worker does not
-          come back, the job is re-queued.
+          <strong>Stalled:</strong> {sentence(stallNotice(live.logs) ?? 'its worker has stopped reporting')} If the worker
+          does not come back, the job is re-queued.
         </div>
       ) : null}
 
@@ -270,7 +275,7 @@ export function JobPage({ id }: { id: string }) {
             <dd data-testid="job-elapsed">{formatDuration(elapsed)}</dd>
           </div>
         </dl>
-        {job.message && job.status !== 'failed' && job.status !== 'cancelled' ? (
+        {job.message && job.status !== 'failed' && job.status !== 'cancelled' && !(condition === 'stalled' && job.message === stallNotice(live.logs)) ? (
           <p className="job-message" data-testid="job-message">
             {job.message}
           </p>

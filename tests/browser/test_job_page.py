@@ -38,6 +38,12 @@ def test_a_video_submitted_from_the_form_streams_to_100_percent_and_plays(
     page.goto(f"{no_auth_server.url}/new")
     expect(page.locator(tid("kind-select"))).to_be_enabled()
     page.select_option(tid("kind-select"), "video")
+    # The video kind has a fixed set of models: a choice, not a text box.
+    model = page.locator(tid("param-model"))
+    expect(model).to_have_js_property("tagName", "SELECT")
+    options = model.locator("option").all_text_contents()
+    assert [o for o in options if o != "(default)"] == ["sora-2", "sora-2-pro"], options
+    expect(page.locator(tid("param-fail_at_step"))).to_be_hidden()
     page.fill(tid("param-prompt"), "A lighthouse at dusk, waves rolling in")
     browser_page.screenshot("form", docs="submit-form.png")
     page.click(tid("submit-button"))

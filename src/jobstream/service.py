@@ -130,6 +130,9 @@ class JobService:
                 "new_status": "queued",
                 "kind": kind,
                 "created_at": job.to_public()["created_at"],
+                # So that a job first seen on an all-jobs stream says what it is (the list
+                # shows the prompt, name or file from its params).
+                "params": clean,
             },
         )
         job = job.apply(event)

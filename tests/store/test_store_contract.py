@@ -1196,3 +1196,42 @@ async def test_postgres_batch_is_one_transaction_a_failed_insert_moves_nothing(
         assert stored is not None and stored.seq == job.seq  # not moved on without its events
     finally:
         await store.close()
+
+
+# --- step history (the ETA's memory of earlier runs) ------------------------------------
+
+
+async def test_step_history_is_kept_per_kind_and_bucket_newest_first(store: JobStore) -> None:
+    assert await store.step_history("pdf", "pages:16") == []
+    await store.record_steps("pdf", "pages:16", [1.5, 2.0, 0.25])
+    await store.record_steps("pdf", "pages:16", [1.0, 3.0, 0.5])
+    await store.record_steps("pdf", "pages:512", [9.0])
+    await store.record_steps("video", "pages:16", [4.0])
+
+    assert await store.step_history("pdf", "pages:16") == [[1.0, 3.0, 0.5], [1.5, 2.0, 0.25]]
+    assert await store.step_history("pdf", "pages:16", limit=1) == [[1.0, 3.0, 0.5]]
+    assert await store.step_history("pdf", "pages:512") == [[9.0]]
+    assert await store.step_history("video", "pages:16") == [[4.0]]
+    assert await store.step_history("video", "") == []
+
+
+async def test_step_history_is_bounded_to_the_newest_runs(store: JobStore) -> None:
+    store.max_step_runs = 3
+    for run in range(7):
+        await store.record_steps("task", "", [float(run), 1.0])
+    await store.record_steps("other", "", [42.0])
+
+    assert await store.step_history("task", "", limit=10) == [
+        [6.0, 1.0],
+        [5.0, 1.0],
+        [4.0, 1.0],
+    ]
+    assert await store.step_history("other", "") == [[42.0]]
+    if isinstance(store, SQLStore):  # the rows are gone, not only hidden
+        from jobstream.store.sql import step_runs_table
+
+        async with store.engine.connect() as conn:
+            count = await conn.execute(
+                sa.select(sa.func.count()).where(step_runs_table.c.kind == "task")
+            )
+            assert count.scalar_one() == 3

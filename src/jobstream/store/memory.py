@@ -58,6 +58,7 @@ class MemoryStore(JobStore):
         self._credits: dict[str, int] = {}
         self._pos = 0
         self._stalled: set[str] = set()
+        self._steps: dict[tuple[str, str], list[list[float]]] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -317,3 +318,11 @@ class MemoryStore(JobStore):
 
     async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
         return dict(Counter((job.kind, job.status) for job in self._jobs.values()))
+
+    async def record_steps(self, kind: str, bucket: str, durations: Sequence[float]) -> None:
+        runs = self._steps.setdefault((kind, bucket), [])
+        runs.insert(0, [float(d) for d in durations])
+        del runs[self.max_step_runs :]
+
+    async def step_history(self, kind: str, bucket: str, limit: int = 20) -> list[list[float]]:
+        return [list(run) for run in self._steps.get((kind, bucket), [])[:limit]]

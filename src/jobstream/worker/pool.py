@@ -45,6 +45,8 @@ class _Running:
     reporter: JobReporter
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
+    bucket: str = ""
+    """The job's ETA bucket (its kind's ``eta_bucket`` of its params)."""
 
 
 class WorkerPool:
@@ -210,6 +212,8 @@ class WorkerPool:
                     reporter, EventType.FAILED, {"message": f"invalid params: {exc}"}
                 )
                 return
+            running.bucket = kind.bucket(params)
+            await self._learn(reporter, running.bucket)
             ctx = JobContext(
                 job,
                 params,
@@ -268,10 +272,36 @@ class WorkerPool:
             # a handler may give its own as the result's "message".
             given = result.get("message") if isinstance(result, dict) else None
             data["message"] = given if isinstance(given, str) and given else COMPLETED_MESSAGE
-            await self._finish(reporter, EventType.COMPLETED, data)
+            await self._finish(reporter, EventType.COMPLETED, data, running.bucket)
 
-    async def _finish(self, reporter: JobReporter, type_: EventType, data: dict[str, Any]) -> None:
+    async def _learn(self, reporter: JobReporter, bucket: str) -> None:
+        """Give the job's ETA what earlier runs of its kind and bucket took."""
+        try:
+            history = await self.store.step_history(reporter.job.kind, bucket)
+        except Exception:
+            log.exception("reading the step history of %s failed", reporter.job.kind)
+            return
+        reporter.learn(history)
+
+    async def _remember(self, reporter: JobReporter, bucket: str | None) -> None:
+        """Record a completed run's step durations for the next runs' ETA."""
+        try:
+            await self.store.record_steps(
+                reporter.job.kind, bucket or "", reporter.step_durations()
+            )
+        except Exception:
+            log.exception("recording the step durations of job %s failed", reporter.job.id)
+
+    async def _finish(
+        self,
+        reporter: JobReporter,
+        type_: EventType,
+        data: dict[str, Any],
+        bucket: str | None = None,
+    ) -> None:
         final = await reporter.finish(type_, data)
+        if final is not None and type_ is EventType.COMPLETED:
+            await self._remember(reporter, bucket)
         if final is not None:
             self.observer.finished(reporter.job, final, time.monotonic() - reporter.started)
         if final is not None and self.on_finished is not None:

@@ -33,6 +33,14 @@ class JobKind:
     cost: int = 0
     """Credits debited from the owner at submit, refunded if the job fails or is cancelled."""
     description: str = ""
+    eta_bucket: Callable[[Any], str] | None = None
+    """The parameter bucket a run's step durations are learned under, from its validated
+    params (``pdf``: its ``pages``, rounded up to a power of two), for a kind whose duration
+    depends on them; ``None``: every run of the kind in one bucket."""
+
+    def bucket(self, params: Any) -> str:
+        """``params``' ETA bucket (``""`` for a kind without ``eta_bucket``)."""
+        return "" if self.eta_bucket is None else self.eta_bucket(params)
 
     @property
     def is_async(self) -> bool:
@@ -70,6 +78,7 @@ class Registry:
         progress_interval: float = 0.1,
         cost: int = 0,
         description: str = "",
+        eta_bucket: Callable[[Any], str] | None = None,
     ) -> Callable[[H], H]:
         """Decorator: ``@registry.register("video", params=VideoParams)``."""
 
@@ -83,6 +92,7 @@ class Registry:
                     progress_interval=progress_interval,
                     cost=cost,
                     description=description or (inspect.getdoc(handler) or "").split("\n")[0],
+                    eta_bucket=eta_bucket,
                 )
             )
             return handler

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from jobstream.bus.base import EventBus
-from jobstream.eta import EtaEstimator
+from jobstream.eta import EtaEstimator, StepProfile
 from jobstream.models import Artifact, Event, EventType, Job, JobStatus
 from jobstream.store.base import Append, JobStore, Rebase
 from jobstream.worker.observer import JobObserver, StepClock
@@ -158,6 +158,15 @@ class JobReporter:
         self.lost = False
         self.started = time.monotonic()
 
+    def learn(self, history: list[list[float]]) -> None:
+        """Earlier runs' step durations (``JobStore.step_history``): the ETA starts from them."""
+        self._eta.learn(StepProfile.from_history(history))
+
+    def step_durations(self) -> list[float]:
+        """How long each step of this run took (one figure, the whole run, for a job that
+        reported no steps): what ``JobStore.record_steps`` keeps once it completed."""
+        return self._steps.durations or [round(time.monotonic() - self.started, 3)]
+
     # -- reports (loop thread, synchronous) ---------------------------------------------------
 
     def report_progress(self, report: dict[str, Any], immediate: bool = False) -> None:
@@ -174,7 +183,9 @@ class JobReporter:
         }
         data.update({k: v for k, v in report.items() if k in _PROGRESS_FIELDS})
         if "progress" in report:
-            data["eta_seconds"] = self._eta.update(float(report["progress"]))
+            data["eta_seconds"] = self._eta.update(
+                float(report["progress"]), data["current_step"], data["total_steps"]
+            )
         else:
             data["eta_seconds"] = job.eta_seconds
         self._emit(EventType.PROGRESS, data)

@@ -22,6 +22,13 @@ from jobstream.worker.leases import terminal_event
 from jobstream.worker.observer import NO_OBSERVER, JobObserver
 from jobstream.worker.registry import Registry, UnknownKind
 
+QUEUED_CONTROL = "queued"
+"""The control message saying a job of an external kind was queued (by submit or recovery)."""
+
+
+def queued_message(kind: str) -> dict[str, Any]:
+    return {"type": QUEUED_CONTROL, "kind": kind}
+
 
 class JobNotFound(LookupError):
     def __init__(self, job_id: str) -> None:
@@ -136,7 +143,10 @@ class JobService:
         await self.store.create(job, event)
         await self.bus.publish([event])
         self._observer.queued(job)
-        if self._on_queued is not None:
+        if self.registry.is_external(kind):
+            # Claims waiting for this kind, on every instance (worker/external.py).
+            await self.bus.publish_control(queued_message(kind))
+        elif self._on_queued is not None:
             self._on_queued()
         return job
 
@@ -201,6 +211,19 @@ class JobService:
                 await self.bus.publish([event])
                 return after
             job = await self.get_stored(principal, job_id)
+        if job.status is JobStatus.RUNNING and self.registry.is_external(job.kind):
+            # No handler here to reach: the job ends now, and its worker's next report gets a
+            # 409 saying so (docs/external-workers.md).
+            moved = await self.store.transition(
+                job_id,
+                {JobStatus.RUNNING},
+                lambda current: terminal_event(current, EventType.CANCELLED, "Cancelled by user"),
+            )
+            if moved is not None:
+                after, event = moved
+                await self.bus.publish([event])
+                return after
+            job = await self.get_stored(principal, job_id)
         if job.status is JobStatus.RUNNING:
             job = await self.store.request_cancel(job_id) or job
             await self.bus.publish_control({"type": "cancel", "job_id": job_id})
@@ -211,10 +234,12 @@ class JobService:
 
 
 __all__ = [
+    "QUEUED_CONTROL",
     "InsufficientCredits",
     "InvalidParams",
     "JobConflict",
     "JobNotFound",
     "JobService",
     "RateLimited",
+    "queued_message",
 ]

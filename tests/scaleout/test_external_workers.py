@@ -428,7 +428,21 @@ async def test_the_node_worker_stops_a_job_cancelled_while_it_runs(
     assert final["status"] == "cancelled" and final["progress"] < 50
 
 
-def test_the_examples_are_where_the_docs_say(tmp_path: Path) -> None:
+def test_the_examples_are_where_the_docs_say() -> None:
     docs = (ROOT / "docs" / "external-workers.md").read_text()
     for path in ("examples/node-worker/worker.mjs", "examples/shell-worker.sh"):
         assert (ROOT / path).is_file() and path in docs
+
+
+async def test_serve_takes_the_external_kinds_as_a_flag(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "flag", args=["--external-kinds", "transcode, scan"])
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            assert (await claim(client, ["scan", "transcode"])).status_code == 204
+            refused = await claim(client, ["ocr"])
+            assert refused.status_code == 422 and "scan, transcode" in refused.text
+            kinds = (await client.get("/api/v1/kinds", headers=USER)).json()
+            assert sorted(k["name"] for k in kinds if k["external"]) == ["scan", "transcode"]
+    finally:
+        server.kill()

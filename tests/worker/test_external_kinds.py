@@ -87,3 +87,38 @@ async def test_the_embedded_pool_never_claims_an_external_job_and_a_worker_over_
         assert done.status_code == 202
         final = (await client.get(f"/api/v1/jobs/{job_id}")).json()
         assert final["status"] == "completed" and final["result"] == [1, 2]
+
+
+async def test_a_report_after_the_lease_ended_is_refused_before_any_watcher_recovers_the_job() -> (
+    None
+):
+    """No watcher runs here: the job stays running with its lease expired, and the late report
+    is still refused (409), writing nothing."""
+    from jobstream.bus.memory import MemoryBus
+    from jobstream.server.auth import Principal
+    from jobstream.service import JobService
+    from jobstream.store.memory import MemoryStore
+    from jobstream.worker.external import ExternalWorkers, LeaseLost
+
+    reg = registry()
+    store, bus = MemoryStore(), MemoryBus()
+    await store.start()
+    await bus.start()
+    external = ExternalWorkers(store=store, bus=bus, registry=reg, lease_seconds=0.2)
+    external.start()
+    try:
+        job = await JobService(store, bus, reg).submit(Principal("alice"), "scan", {})
+        claimed = await external.claim("scanner", ["scan"], wait=0)
+        assert claimed is not None
+        _, lease = claimed
+        assert await external.report("scanner", job.id, lease, "progress", {"progress": 5.0}) == 3
+        await asyncio.sleep(0.3)
+        with pytest.raises(LeaseLost) as lost:
+            await external.report("scanner", job.id, lease, "progress", {"progress": 9.0})
+        assert lost.value.job_status is JobStatus.RUNNING
+        after = await store.get(job.id)
+        assert after is not None and after.seq == 3 and after.progress == 5.0
+    finally:
+        await external.stop()
+        await bus.close()
+        await store.close()

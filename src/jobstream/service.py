@@ -30,6 +30,16 @@ def queued_message(kind: str) -> dict[str, Any]:
     return {"type": QUEUED_CONTROL, "kind": kind}
 
 
+def unencodable_text(loc: list[str | int]) -> dict[str, Any]:
+    """The 422 error for text that is not valid Unicode (a lone surrogate escape)."""
+    return {
+        "loc": loc,
+        "msg": "text must be valid Unicode: a lone surrogate escape such as \\ud800 cannot be "
+        "stored",
+        "type": "unicode_error",
+    }
+
+
 class JobNotFound(LookupError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id!r} not found")
@@ -96,9 +106,13 @@ class JobService:
                 ]
             )
         try:
+            encoded = codec.dumps(params)
+        except TypeError:  # a lone surrogate ("\ud800"): JSON may say it, UTF-8 cannot store it
+            raise InvalidParams([unencodable_text(["body", "params"])]) from None
+        try:
             # A JSON API refuses the wrong type (``true`` or ``"3"`` for a number) whatever the
             # kind's model says: validated as JSON, strictly.
-            model = kind.params.model_validate_json(codec.dumps(params), strict=True)
+            model = kind.params.model_validate_json(encoded, strict=True)
         except ValidationError as exc:
             raise InvalidParams(
                 [
@@ -242,4 +256,5 @@ __all__ = [
     "JobService",
     "RateLimited",
     "queued_message",
+    "unencodable_text",
 ]

@@ -14,10 +14,12 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from jobstream import codec
 from jobstream.server.auth import Forbidden, Principal
 from jobstream.server.deps import RuntimeDep, authorize
 from jobstream.server.links import API, LinksDep
 from jobstream.server.routes.jobs import json_response
+from jobstream.service import InvalidParams, unencodable_text
 
 router = APIRouter(prefix=API, tags=["external workers"])
 
@@ -204,6 +206,11 @@ async def report(
     job_id: str, body: Annotated[Report, Body()], rt: RuntimeDep, worker: ReporterDep
 ) -> Response:
     data = body.data.model_dump(mode="json", exclude_unset=True)
+    try:
+        codec.dumps(data)
+        body.lease.encode()
+    except (TypeError, UnicodeEncodeError):  # a lone surrogate: the store could not keep it
+        raise InvalidParams([unencodable_text(["body"])]) from None
     seq = await rt.external.report(worker.sub, job_id, body.lease, body.type, data)
     return json_response({"seq": seq}, 202)
 

@@ -446,3 +446,58 @@ async def test_serve_takes_the_external_kinds_as_a_flag(tmp_path: Path) -> None:
             assert sorted(k["name"] for k in kinds if k["external"]) == ["scan", "transcode"]
     finally:
         server.kill()
+
+
+@pytest.mark.postgres
+async def test_reports_of_one_job_through_two_instances_build_one_history(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Behind a load balancer without stickiness, a worker's reports land on either instance:
+    each numbers after what the other stored and builds on its view (no report undoes another's
+    step), and the claim of one instance fences the lease out on both once it is lost."""
+    from pgdb import postgres_database
+
+    async with postgres_database() as database:
+        env = {"JOBSTREAM_STORE_URL": database, "JOBSTREAM_EXTERNAL_KINDS": KINDS}
+        a = make_server(env, data_dir=tmp_path / "shared").start()
+        b = make_server({**env, "JOBSTREAM_WORKERS": "0"}, data_dir=tmp_path / "shared").start()
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+        ):
+            job = await submit(on_a, pages=4)
+            claimed_job, lease = await claimed(on_b)
+            assert claimed_job["id"] == job["id"]
+            answers = []
+            for step in range(1, 5):
+                via = on_a if step % 2 else on_b
+                progress = {"current_step": step, "total_steps": 4, "step_name": f"page {step}"}
+                answer = await report(via, job["id"], lease, "progress", progress)
+                assert answer.status_code == 202, answer.text
+                answers.append(answer.json()["seq"])
+                other = on_b if via is on_a else on_a
+                # The other instance's next report builds on this step, not on an older view.
+                answer = await report(other, job["id"], lease, "progress", {"progress": step * 25})
+                assert answer.status_code == 202, answer.text
+                answers.append(answer.json()["seq"])
+                answer = await report(other, job["id"], lease, "log", {"message": f"p{step}"})
+                answers.append(answer.json()["seq"])
+            assert answers == list(range(3, 3 + len(answers)))
+            assert (await report(on_b, job["id"], lease, "completed", {"result": 4})).is_success
+            # Lost on both: the job ended.
+            for via in (on_a, on_b):
+                assert (await report(via, job["id"], lease, "heartbeat")).status_code == 409
+            log = await stored_log(on_b, job["id"])
+        assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+        progress_events = [e["data"] for e in log if e["type"] == "progress"]
+        assert [(p["current_step"], p["progress"]) for p in progress_events] == [
+            (1, 0.0),
+            (1, 25.0),
+            (2, 25.0),
+            (2, 50.0),
+            (3, 50.0),
+            (3, 75.0),
+            (4, 75.0),
+            (4, 100.0),
+        ]
+        assert log[-1]["type"] == "completed" and log[-1]["data"]["result"] == 4

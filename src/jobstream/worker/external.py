@@ -17,8 +17,9 @@ A report (``POST /api/v1/jobs/{id}/events``) first renews the lease (refused onc
 even before a watcher recovered the job), then becomes an event through a ``JobReporter`` and
 the instance's ``EventWriter``: the same numbering, fenced group commit, store-before-publish
 and bus as an in-process handler's. The server assigns every seq. A reporter is kept per job on
-the instance that last served it; on another instance, or after a stall notice, the fenced
-append answers ``Rebase`` and the reporter renumbers on top of the stored job.
+each instance that serves its reports (for its ETA history); each report first brings it up to
+the stored job, which another instance may have moved on, and a report racing one on another
+instance gets ``Rebase`` from the fenced append and is renumbered after it.
 
 Nothing here is durable: a claim waiting when the server stops answers 204; the reporters kept
 are a cache of the stored jobs.
@@ -220,10 +221,7 @@ class ExternalWorkers:
         if type_ == "heartbeat":
             if unstalled is not None:
                 return await self._written(reporter, unstalled, holder)
-            stored = await self.store.get(job_id)
-            if stored is None:
-                raise JobNotFound(job_id)
-            return max(stored.seq, reporter.job.seq)
+            return reporter.job.seq  # caught up with the store: the job's latest event
         if type_ == "progress":
             report = {
                 k: v
@@ -290,17 +288,21 @@ class ExternalWorkers:
         return JobReporter(job, self.writer, observer=self.observer, worker_id=holder)
 
     async def _reporter(self, job_id: str, holder: str) -> JobReporter:
-        kept = self._kept.get(job_id)
-        usable = kept is not None and not (kept.reporter.lost or kept.reporter.finished)
-        if kept is not None and usable and kept.holder == holder:
-            kept.used = time.monotonic()
-            self._kept.move_to_end(job_id)
-            return kept.reporter
+        """The job's reporter on this instance, building on the stored job: a report restates
+        the job's whole progress view, so it must not start from a view another instance has
+        moved past (that instance's reports would be undone)."""
         stored = await self.store.get(job_id)
         if stored is None:
             raise JobNotFound(job_id)
         if stored.status is not JobStatus.RUNNING:
             raise await self._lost(job_id)
+        kept = self._kept.get(job_id)
+        usable = kept is not None and not (kept.reporter.lost or kept.reporter.finished)
+        if kept is not None and usable and kept.holder == holder:
+            kept.reporter.catch_up(stored)
+            kept.used = time.monotonic()
+            self._kept.move_to_end(job_id)
+            return kept.reporter
         reporter = self._reporter_for(stored, holder)
         self._keep(job_id, holder, reporter)
         return reporter

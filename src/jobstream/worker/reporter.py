@@ -273,6 +273,16 @@ class JobReporter:
         elif self._pending:
             self._writer.mark(self)
 
+    def catch_up(self, stored: Job) -> None:
+        """Build on ``stored`` from now on, when it is newer than this reporter's snapshot
+        (others wrote to the job: a report of it on another instance) and nothing of this
+        reporter's is pending or in flight; its ETA history and pre-stall state are kept."""
+        if stored.seq <= self.job.seq or self._pending or self._rebasing:
+            return
+        if any(not future.done() for _, future in self._waiters):
+            return
+        self.job = replace(stored, artifact=self.job.artifact or stored.artifact)
+
     def unstall(self) -> Event | None:
         """Our lease renewal answered a stall notice: say the job is running again."""
         if self.finished or self.lost:

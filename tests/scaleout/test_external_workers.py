@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -501,3 +502,18 @@ async def test_reports_of_one_job_through_two_instances_build_one_history(
             (4, 100.0),
         ]
         assert log[-1]["type"] == "completed" and log[-1]["data"]["result"] == 4
+
+
+async def test_a_waiting_claim_is_answered_204_at_once_when_the_server_stops(
+    external_server: Callable[..., ServerProcess],
+) -> None:
+    server = external_server()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        waiting = asyncio.create_task(claim(client, wait=60))
+        await asyncio.sleep(0.5)
+        stopped = time.monotonic()
+        server.signal(signal.SIGTERM)
+        answer = await waiting
+        assert answer.status_code == 204
+        assert time.monotonic() - stopped < 2
+        await asyncio.to_thread(server.wait, 10)  # and the server is gone

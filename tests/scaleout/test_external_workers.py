@@ -517,3 +517,78 @@ async def test_a_waiting_claim_is_answered_204_at_once_when_the_server_stops(
         assert answer.status_code == 204
         assert time.monotonic() - stopped < 2
         await asyncio.to_thread(server.wait, 10)  # and the server is gone
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_the_whole_cycle_across_two_instances_on_postgres_and_redis(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """A claim waiting on B is woken by a submit on A; the worker reports through both; it goes
+    silent, its lease is lost and the job re-queued; a claim on A takes it over and ends it. A
+    watcher on A sees every event live, in one gap-free history identical to the stored log."""
+    from pgdb import postgres_database
+    from redisdb import REDIS_URL, redis_prefix
+
+    async with postgres_database() as database, redis_prefix() as prefix:
+        env = {
+            "JOBSTREAM_STORE_URL": database,
+            "JOBSTREAM_BUS_URL": REDIS_URL,
+            "JOBSTREAM_REDIS_PREFIX": prefix,
+            "JOBSTREAM_EXTERNAL_KINDS": KINDS,
+            "JOBSTREAM_LEASE_SECONDS": "2",
+        }
+        a = make_server(env, data_dir=tmp_path / "shared").start()
+        b = make_server({**env, "JOBSTREAM_WORKERS": "0"}, data_dir=tmp_path / "shared").start()
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+        ):
+            waiting = asyncio.create_task(claim(on_b, wait=20))
+            await asyncio.sleep(1.15)  # just after B's look at the queue
+            submitted = time.monotonic()
+            job = await submit(on_a, pages=2)
+            async with on_a.stream(
+                "GET",
+                f"/api/v1/jobs/{job['id']}/events",
+                headers={**USER, "Last-Event-ID": "0"},
+            ) as stream:
+                reader = SSEReader(stream)
+                answer = await waiting
+                assert time.monotonic() - submitted < 0.5  # woken through Redis, not by a look
+                assert answer.status_code == 200 and answer.json()["job"]["id"] == job["id"]
+                lease = answer.json()["lease"]
+                first = {"current_step": 1, "total_steps": 2, "step_name": "page 1"}
+                assert (await report(on_b, job["id"], lease, "progress", first)).is_success
+                assert (await report(on_a, job["id"], lease, "log", {"message": "p1"})).is_success
+                live: list[dict[str, Any]] = []
+                async with asyncio.timeout(15):  # silent: stalled, then re-queued
+                    while not live or live[-1]["data"].get("old_status") != "running":
+                        event = await reader.next()
+                        assert event is not None
+                        live.append(event.json)
+                lost = await report(on_b, job["id"], lease, "progress", {"progress": 99.0})
+                assert lost.status_code == 409 and lost.json()["job_status"] == "queued"
+                taken, lease2 = await claimed(on_a)
+                assert taken["id"] == job["id"]
+                second = {"current_step": 2, "total_steps": 2, "step_name": "page 2"}
+                assert (await report(on_b, job["id"], lease2, "progress", second)).is_success
+                done = await report(on_a, job["id"], lease2, "completed", {"result": "ok"})
+                assert done.status_code == 202
+                live += [e.json for e in await reader.until_end()]
+            stored = await stored_log(on_b, job["id"])
+        assert [e["seq"] for e in live] == list(range(1, len(live) + 1))
+        assert live == stored
+        kinds = [(e["type"], e["data"].get("new_status") or e["data"].get("state")) for e in live]
+        assert kinds == [
+            ("status_change", "queued"),
+            ("status_change", "running"),
+            ("progress", "running"),
+            ("log", None),
+            ("progress", "stalled"),
+            ("log", None),
+            ("status_change", "queued"),
+            ("status_change", "running"),
+            ("progress", "running"),
+            ("completed", None),
+        ]

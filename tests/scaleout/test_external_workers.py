@@ -592,3 +592,19 @@ async def test_the_whole_cycle_across_two_instances_on_postgres_and_redis(
             ("progress", "running"),
             ("completed", None),
         ]
+
+
+async def test_a_claim_whose_worker_hung_up_takes_no_job(client: httpx.AsyncClient) -> None:
+    """A worker killed during its long-poll: the job submitted next goes to a live claim, not
+    to the connection nobody reads (where it would wait a whole lease to be re-queued)."""
+    with pytest.raises(httpx.ReadTimeout):
+        await client.post(
+            "/api/v1/workers/claim",
+            json={"kinds": ["ocr"], "wait": 20},
+            headers=REPORTER,
+            timeout=0.5,
+        )
+    await asyncio.sleep(0.3)
+    job = await submit(client)
+    answer = await claim(client, wait=3)
+    assert answer.status_code == 200 and answer.json()["job"]["id"] == job["id"]

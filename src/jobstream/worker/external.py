@@ -34,7 +34,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -153,9 +153,16 @@ class ExternalWorkers:
         if errors:
             raise InvalidParams(errors)
 
-    async def claim(self, sub: str, kinds: Collection[str], wait: float) -> tuple[Job, str] | None:
+    async def claim(
+        self,
+        sub: str,
+        kinds: Collection[str],
+        wait: float,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> tuple[Job, str] | None:
         """The oldest queued job of ``kinds``, now running under a new lease (and the lease),
-        waiting up to ``wait`` seconds for one; ``None`` if none came."""
+        waiting up to ``wait`` seconds for one; ``None`` if none came, or (``gone``) once the
+        worker stopped waiting: a job is not handed to a connection nobody reads any more."""
         self.check_kinds(kinds)
         lease = secrets.token_urlsafe(24)
         holder = lease_holder(sub, lease)
@@ -167,6 +174,8 @@ class ExternalWorkers:
             while True:
                 # Cleared before looking: a job queued while the store answers wakes us again.
                 waiter.wake.clear()
+                if gone is not None and await gone():
+                    return None
                 claimed = await self.store.claim(
                     sorted(kinds),
                     holder,

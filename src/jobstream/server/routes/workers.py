@@ -174,10 +174,10 @@ class LeaseLostAnswer(BaseModel):
     },
 )
 async def claim(
-    body: ClaimRequest, rt: RuntimeDep, worker: ReporterDep, links: LinksDep
+    body: ClaimRequest, request: Request, rt: RuntimeDep, worker: ReporterDep, links: LinksDep
 ) -> Response:
     wait = min(body.wait, rt.settings.max_wait_seconds)
-    claimed = await rt.external.claim(worker.sub, body.kinds, wait)
+    claimed = await rt.external.claim(worker.sub, body.kinds, wait, request.is_disconnected)
     if claimed is None:
         return Response(status_code=204)
     job, lease = claimed

@@ -410,13 +410,18 @@ async def test_the_example_worker_runs_a_job_that_a_watcher_sees_step_by_step_to
     assert job["id"] in output
 
 
-async def test_the_node_worker_stops_a_job_cancelled_while_it_runs(
-    client: httpx.AsyncClient,
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["node", "examples/node-worker/worker.mjs"], id="node"),
+        pytest.param(["bash", "examples/shell-worker.sh"], id="shell"),
+    ],
+)
+async def test_the_example_worker_stops_a_job_cancelled_while_it_runs(
+    client: httpx.AsyncClient, command: list[str]
 ) -> None:
     job = await submit(client, pages=100, page_ms=100)
-    worker = asyncio.create_task(
-        _run(["node", "examples/node-worker/worker.mjs"], _worker_env(client))
-    )
+    worker = asyncio.create_task(_run(command, _worker_env(client)))
     async with asyncio.timeout(20):
         while (await stored(client, job["id"]))["progress"] < 2:  # noqa: ASYNC110
             await asyncio.sleep(0.05)

@@ -440,6 +440,25 @@ async def test_recovery_requeues_and_old_worker_goes_stale(store: JobStore) -> N
     assert (await store.renew_leases([job.id], "w1", 30)).lost == {job.id}
 
 
+async def test_a_lease_that_ended_is_not_renewed_when_the_caller_says_so(
+    store: JobStore,
+) -> None:
+    """An external worker's late report: its lease ran out, so the renewal refuses it even
+    before a watcher recovered the job (and renews a live one as before)."""
+    await add(store)
+    job = await claim(store, worker="w1", lease=0.05)
+    await asyncio.sleep(0.1)
+    late = monotonic_us()
+    assert (await store.renew_leases([job.id], "w1", 30, unexpired_at=late)).lost == {job.id}
+    assert (await store.get(job.id)).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    assert [j.id for j in await store.expired_leases(monotonic_us())] == [job.id]
+    # Without it, the same late renewal revives the lease (what the embedded pool does).
+    assert (await store.renew_leases([job.id], "w1", 30)).lost == set()
+    live = monotonic_us()
+    assert (await store.renew_leases([job.id], "w1", 30, unexpired_at=live)).lost == set()
+    assert (await store.renew_leases([job.id], "w2", 30, unexpired_at=live)).lost == {job.id}
+
+
 async def test_reserved_seqs_an_earlier_version_left_are_filled_never_reused(
     store: JobStore,
 ) -> None:

@@ -206,9 +206,16 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def renew_leases(
-        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+        self,
+        job_ids: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        unexpired_at: int | None = None,
     ) -> Renewal:
-        """Extend the leases this worker still holds (and clear their stall notices)."""
+        """Extend the leases this worker still holds (and clear their stall notices); with
+        ``unexpired_at`` (microseconds since the epoch), a lease that ended before it is not
+        renewed and counts as lost (an external worker's late report: its job is recovered)."""
 
     @abc.abstractmethod
     async def announce_stalls(

@@ -213,13 +213,19 @@ class MemoryStore(JobStore):
             return claimed
 
     async def renew_leases(
-        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+        self,
+        job_ids: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        unexpired_at: int | None = None,
     ) -> Renewal:
         lost, unstalled, cancelled = set(), set(), set()
         until = monotonic_us() + int(lease_seconds * 1e6)
         for job_id in job_ids:
             held = self._leases.get(job_id)
-            if held is None or held[0] != worker_id:
+            expired = held is not None and unexpired_at is not None and held[1] < unexpired_at
+            if held is None or held[0] != worker_id or expired:
                 lost.add(job_id)
             else:
                 self._leases[job_id] = (worker_id, until)

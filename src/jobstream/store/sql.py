@@ -771,13 +771,20 @@ class SQLStore(JobStore):
             return await self._apply(conn, _row_to_job(row), make_event, lease)
 
     async def renew_leases(
-        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+        self,
+        job_ids: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        unexpired_at: int | None = None,
     ) -> Renewal:
         wanted = set(job_ids)
         if not wanted:
             return Renewal(set(), set())
         until = monotonic_us() + int(lease_seconds * 1e6)
         mine = sa.and_(_J.id.in_(sorted(wanted)), _J.lease_owner == worker_id)
+        if unexpired_at is not None:
+            mine = sa.and_(mine, _J.lease_until_us >= unexpired_at)
         async with self._write() as conn:
             stalled = await conn.execute(
                 jobs_table.update()

@@ -38,6 +38,25 @@ COMPLETED_MESSAGE = "Completed"
 _RESERVED = frozenset({"result", "output_path", "elapsed_seconds", "message"})
 
 
+def completed_data(
+    result: Any, *, output_path: str | None, elapsed_seconds: float
+) -> dict[str, Any]:
+    """A ``completed`` event's data: the result, the download URL, the time it ran, the fields
+    of a dict result, and a message saying it completed (or the result's own ``message``)."""
+    data: dict[str, Any] = {
+        "result": result,
+        "output_path": output_path,
+        "elapsed_seconds": round(elapsed_seconds, 3),
+    }
+    if isinstance(result, dict):
+        data.update({k: v for k, v in result.items() if k not in _RESERVED})
+    # The job's last message says it completed, not the last step's "Finalizing..."; a handler
+    # may give its own as the result's "message".
+    given = result.get("message") if isinstance(result, dict) else None
+    data["message"] = given if isinstance(given, str) and given else COMPLETED_MESSAGE
+    return data
+
+
 @dataclass(slots=True)
 class _Running:
     job_id: str
@@ -149,7 +168,10 @@ class WorkerPool:
     # -- claiming -----------------------------------------------------------------------------
 
     def _kinds(self) -> list[str]:
-        return self.kinds if self.kinds is not None else self.registry.names()
+        """The kinds this pool claims: never an external one (a worker outside runs those)."""
+        if self.kinds is None:
+            return self.registry.local_names()
+        return [kind for kind in self.kinds if not self.registry.is_external(kind)]
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -259,19 +281,13 @@ class WorkerPool:
             message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
             await self._finish(reporter, EventType.FAILED, {"message": message})
         else:
-            data: dict[str, Any] = {
-                "result": result,
-                "output_path": (
+            data = completed_data(
+                result,
+                output_path=(
                     RESULT_URL.format(id=ctx.job_id) if reporter.job.artifact is not None else None
                 ),
-                "elapsed_seconds": round(time.monotonic() - reporter.started, 3),
-            }
-            if isinstance(result, dict):
-                data.update({k: v for k, v in result.items() if k not in _RESERVED})
-            # The job's last message says it completed, not the last step's "Finalizing...";
-            # a handler may give its own as the result's "message".
-            given = result.get("message") if isinstance(result, dict) else None
-            data["message"] = given if isinstance(given, str) and given else COMPLETED_MESSAGE
+                elapsed_seconds=time.monotonic() - reporter.started,
+            )
             await self._finish(reporter, EventType.COMPLETED, data, running.bucket)
 
     async def _learn(self, reporter: JobReporter, bucket: str) -> None:

@@ -7,8 +7,9 @@ see answers exactly as a missing one.
 from __future__ import annotations
 
 import builtins
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from jobstream.store.base import InsufficientCredits, JobPage, JobStore
 from jobstream.worker.leases import terminal_event
 from jobstream.worker.observer import NO_OBSERVER, JobObserver
 from jobstream.worker.registry import Registry, UnknownKind
+
+log = logging.getLogger(__name__)
 
 
 class JobNotFound(LookupError):
@@ -57,6 +60,8 @@ class JobService:
         on_queued: Callable[[], None] | None = None,
         submit_rate_per_minute: int = 0,
         observer: JobObserver | None = None,
+        dispatch: Callable[[Job], Awaitable[None]] | None = None,
+        revoke: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -65,6 +70,11 @@ class JobService:
         self._rate = submit_rate_per_minute
         self._buckets: dict[str, tuple[float, float]] = {}
         self._observer = observer or NO_OBSERVER
+        self._dispatch = dispatch
+        """Hands a stored, queued job to a task engine (Celery) that runs it."""
+        self._revoke = revoke
+        """Tells the task engine a queued job was cancelled (a courtesy: no worker can claim
+        a job the store holds cancelled)."""
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -137,6 +147,20 @@ class JobService:
         self._observer.queued(job)
         if self._on_queued is not None:
             self._on_queued()
+        if self._dispatch is not None:
+            try:
+                await self._dispatch(job)
+            except Exception as exc:
+                log.exception("sending job %s to its task engine failed", job.id)
+                reason = f"Could not be queued: {type(exc).__name__}"
+                failed = await self.store.transition(
+                    job.id,
+                    {JobStatus.QUEUED},
+                    lambda current: terminal_event(current, EventType.FAILED, reason),
+                )
+                if failed is not None:
+                    job, event = failed
+                    await self.bus.publish([event])
         return job
 
     def _check_rate(self, user: str) -> None:
@@ -200,6 +224,11 @@ class JobService:
             if moved is not None:
                 after, event = moved
                 await self.bus.publish([event])
+                if self._revoke is not None:
+                    try:
+                        await self._revoke(job_id)
+                    except Exception:
+                        log.warning("revoking the task of job %s failed", job_id, exc_info=True)
                 return after
             job = await self.get_stored(principal, job_id)
         if job.status is JobStatus.RUNNING:

@@ -11,12 +11,13 @@ app runs it from its lifespan with ``jobstream.lifespan(progress_app)``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobstream.bus import EventBus, create_bus
+from jobstream.models import Event, EventType, Job, JobStatus
 from jobstream.server.auth import Authenticator
 from jobstream.server.collector import PauseMetric
 from jobstream.server.collector import settle as settle_garbage_collector
@@ -30,6 +31,9 @@ from jobstream.worker.leases import LeaseWatcher
 from jobstream.worker.observer import Observers
 from jobstream.worker.pool import WorkerPool
 from jobstream.worker.registry import Registry
+
+if TYPE_CHECKING:
+    from jobstream.celery import CeleryDispatcher
 
 
 @dataclass(slots=True)
@@ -98,7 +102,13 @@ def build_runtime(
     metrics = Metrics()
     observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None
-    if settings.workers > 0:
+    dispatcher = None
+    if settings.celery_broker_url:
+        # Jobs run on Celery workers (``jobstream worker --celery``), not in this server.
+        from jobstream.celery import CeleryDispatcher, celery_app
+
+        dispatcher = CeleryDispatcher(celery_app(settings), settings.celery_queue, registry)
+    elif settings.workers > 0:
         pool = WorkerPool(
             store=store_,
             bus=bus_,
@@ -118,6 +128,8 @@ def build_runtime(
         on_queued=pool.notify if pool is not None else None,
         submit_rate_per_minute=settings.submit_rate_per_minute,
         observer=observer,
+        dispatch=dispatcher.send if dispatcher is not None else None,
+        revoke=dispatcher.revoke if dispatcher is not None else None,
     )
     return Runtime(
         settings=settings,
@@ -137,9 +149,21 @@ def build_runtime(
             registry=registry,
             lease_seconds=settings.lease_seconds,
             observer=observer,
+            on_recovered=_requeue_to(dispatcher) if dispatcher is not None else None,
         ),
+        extras={"celery": dispatcher} if dispatcher is not None else {},
         gc_pauses=PauseMetric(metrics.gc_pauses),
     )
+
+
+def _requeue_to(dispatcher: CeleryDispatcher) -> Callable[[Job, Event], Awaitable[None]]:
+    """A recovered job back in the queue is sent to Celery again (by whoever recovered it)."""
+
+    async def requeued(job: Job, event: Event) -> None:
+        if event.type is EventType.STATUS_CHANGE and job.status is JobStatus.QUEUED:
+            await dispatcher.requeued(job)
+
+    return requeued
 
 
 def default_registry(settings: Settings) -> Registry:

@@ -287,7 +287,9 @@ def user_app(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     sys.modules.pop("celeryapp", None)
     module = importlib.import_module("celeryapp")
     yield module
-    module.app.backend.result_consumer.stop()
+    if module.app.backend.result_consumer._connection is not None:
+        module.app.backend.result_consumer.stop()
+    module.app.pool.force_close_all()
     module.app.close()
     sys.modules.pop("celeryapp", None)
 

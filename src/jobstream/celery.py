@@ -113,6 +113,12 @@ def register_kinds(
         job = runtime.call(runtime.pool.run_one(job_id))
         return job.status.value if job is not None else None
 
+    def warm_up(**_: Any) -> None:
+        # A prefork child makes its runtime as it starts, in the background (the signal's
+        # handlers must return quickly), rather than when its first job arrives.
+        threading.Thread(target=_start_quietly, args=(app,), daemon=True).start()
+
+    celery_signals.worker_process_init.connect(warm_up, weak=False)
     return run
 
 
@@ -139,6 +145,14 @@ class CeleryDispatcher:
 
     async def revoke(self, job_id: str) -> None:
         await asyncio.to_thread(self.app.control.revoke, job_id)
+
+    def _ping(self) -> None:
+        with self.app.pool.acquire(block=True, timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    async def ping(self) -> None:
+        """Raise if the broker cannot be reached (``/readyz``)."""
+        await asyncio.to_thread(self._ping)
 
 
 # -- the worker side: one jobstream runtime per worker process -------------------------------
@@ -293,6 +307,13 @@ def worker_runtime(app: Celery) -> WorkerRuntime:
             runtime.start()
             _runtimes[pid] = runtime
     return runtime
+
+
+def _start_quietly(app: Celery) -> None:
+    try:
+        worker_runtime(app)
+    except Exception:  # the first task tries again and fails visibly
+        log.exception("starting the jobstream runtime failed")
 
 
 def stop_worker_runtime() -> None:

@@ -131,6 +131,7 @@ async def test_a_pdf_job_runs_on_celery_step_by_step_and_downloads_from_the_othe
         seen: list[dict[str, Any]] = []
         done = await until(b, job["id"], lambda j: j["status"] in TERMINAL, seen)
         assert done["status"] == "completed" and done["result"]["page_count"] == 3
+        assert (await b.get("/readyz")).json() == {"status": "ready"}
         pdf = await b.get(f"/api/v1/jobs/{job['id']}/result")
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
         log, again = await stored_log(a, job["id"]), await stored_log(b, job["id"])
@@ -383,3 +384,5 @@ async def test_a_broker_that_cannot_be_reached_fails_the_job_with_the_reason(
     async with httpx.AsyncClient(base_url=server.url, headers=bearer("ops"), timeout=60) as c:
         job = (await c.post("/api/v1/jobs", json={"kind": "flood", "params": {"count": 1}})).json()
         assert job["status"] == "failed" and "queued" in job["error"]
+        ready = await c.get("/readyz")
+        assert ready.status_code == 503 and set(ready.json()["problems"]) == {"broker"}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -278,6 +280,42 @@ async def test_a_sigkilled_celery_worker_is_announced_stalled_then_requeued_and_
     assert back["data"]["new_status"] == "queued" and back["data"]["reason"]
     progress = [e["data"]["progress"] for e in after if e["type"] == "progress"]
     assert progress == sorted(progress)  # one run, not two interleaved
+
+
+async def test_a_frozen_worker_is_fenced_out_and_the_job_sent_again_runs_elsewhere_once(
+    make_server: Callable[..., ServerProcess],
+    celery_workers: Callable[..., CeleryWorker],
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP holds the first worker's broker connection open, so its delivery is never given
+    back: the job runs again only because the instance that recovered it sent it again. When
+    the first worker wakes, its lease is gone and none of its writes land."""
+    (server,) = instances(make_server, env, tmp_path, 1)
+    frozen = celery_workers(env, "--pool", "threads", "--concurrency", "1")
+    async with httpx.AsyncClient(base_url=server.url, headers=bearer("ops"), timeout=30) as c:
+        params = {"count": 150, "interval_ms": 20}
+        job = (await c.post("/api/v1/jobs", json={"kind": "flood", "params": params})).json()
+        seen: list[dict[str, Any]] = []
+        await until(c, job["id"], lambda j: j["status"] == "running" and j["seq"] > 5, seen)
+        assert frozen.proc is not None
+        os.killpg(frozen.proc.pid, signal.SIGSTOP)
+        try:
+            requeued = await until(c, job["id"], lambda j: j["status"] == "queued", seen)
+            second = celery_workers(env, "--pool", "threads", "--concurrency", "1")
+            await until(c, job["id"], lambda j: j["status"] == "running", seen)
+        finally:
+            os.killpg(frozen.proc.pid, signal.SIGCONT)
+        done = await until(c, job["id"], lambda j: j["status"] in TERMINAL, seen)
+        assert done["status"] == "completed"
+        await asyncio.sleep(2.0)  # the woken worker has renewed (and lost) its lease by now
+        log = await stored_log(c, job["id"])
+    assert_history(log, seen)
+    assert len(runs(log)) == 2 and log[-1]["seq"] == done["seq"]
+    assert f"Task jobstream.run[{job['id']}] received" in second.log()
+    after = log[requeued["seq"] :]
+    progress = [e["data"]["progress"] for e in after if e["type"] == "progress"]
+    assert progress == sorted(progress)  # the woken run wrote nothing into the new one
 
 
 @pytest.fixture

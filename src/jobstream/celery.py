@@ -168,7 +168,9 @@ class WorkerRuntime:
         self.store: JobStore = create_store(settings.resolved_store_url)
         self.store.max_events_per_job = settings.max_events_per_job
         self.store.initial_credits = settings.initial_credits
-        self.bus: EventBus = create_bus(settings.bus_url)
+        self.bus: EventBus = create_bus(
+            settings.bus_url, prefix=settings.redis_prefix, events=False
+        )
         self.dispatcher = CeleryDispatcher(app, settings.celery_queue, registry)
         self.pool = WorkerPool(
             store=self.store,

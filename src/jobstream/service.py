@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 
 from jobstream import codec
 from jobstream.bus.base import EventBus
+from jobstream.limits import Limits, MemoryLimits
 from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
 from jobstream.server.auth import Principal
 from jobstream.store.base import InsufficientCredits, JobPage, JobStore
@@ -60,6 +60,7 @@ class JobService:
         on_queued: Callable[[], None] | None = None,
         submit_rate_per_minute: int = 0,
         observer: JobObserver | None = None,
+        limits: Limits | None = None,
         dispatch: Callable[[Job], Awaitable[None]] | None = None,
         revoke: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
@@ -68,7 +69,7 @@ class JobService:
         self.registry = registry
         self._on_queued = on_queued
         self._rate = submit_rate_per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._limits = limits or MemoryLimits()
         self._observer = observer or NO_OBSERVER
         self._dispatch = dispatch
         """Hands a stored, queued job to a task engine (Celery) that runs it."""
@@ -118,7 +119,7 @@ class JobService:
     async def submit(self, principal: Principal, kind: str, params: Any) -> Job:
         """Validate, store (debiting the kind's cost: ``InsufficientCredits``) and announce."""
         clean = self.validate(kind, params)
-        self._check_rate(principal.sub)
+        await self._check_rate(principal.sub)
         now = utcnow()
         job = Job(
             id=new_job_id(),
@@ -163,19 +164,17 @@ class JobService:
                     await self.bus.publish([event])
         return job
 
-    def _check_rate(self, user: str) -> None:
-        """A token bucket per user: ``submit_rate_per_minute`` with that much burst."""
+    async def _check_rate(self, user: str) -> None:
+        """A token bucket per user: ``submit_rate_per_minute`` with that much burst, counted
+        across instances when the limits are shared."""
         if self._rate <= 0:
             return
-        now = time.monotonic()
-        tokens, last = self._buckets.get(user, (float(self._rate), now))
-        tokens = min(float(self._rate), tokens + (now - last) * self._rate / 60.0)
-        if tokens < 1.0:
-            wait = int((1.0 - tokens) * 60.0 / self._rate) + 1
+        seconds = await self._limits.take_submit(user, self._rate)
+        if seconds is not None:
+            wait = int(seconds) + 1
             raise RateLimited(
                 f"too many jobs submitted: at most {self._rate} a minute; retry in {wait} s", wait
             )
-        self._buckets[user] = (tokens - 1.0, now)
 
     # -- read ---------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     store_url: str | None = None
     """Default: a SQLite file in ``data_dir``."""
     bus_url: str = "memory://"
+    redis_prefix: str = Field(default="jobstream:", min_length=1)
+    """Of every Redis key and channel jobstream makes (``JOBSTREAM_REDIS_PREFIX``)."""
 
     auth: Literal["none", "jwt"] | None = None
     """Default: ``none`` on a loopback bind. ``none`` elsewhere needs ``allow_insecure_auth``."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,8 +24,18 @@ async def _memory_bus() -> EventBus:
     return MemoryBus()
 
 
+async def _redis_bus() -> EventBus:
+    """A Redis bus on a prefix of its own (pub/sub leaves no keys to clean up)."""
+    from jobstream.bus.redis import RedisBus
+    from redisdb import REDIS_URL, reachable
+
+    await (await reachable()).aclose()
+    return RedisBus(REDIS_URL, f"jobstream-test-{secrets.token_hex(6)}:")
+
+
 BUS_FACTORIES = [
     pytest.param(_memory_bus, id="memory"),
+    pytest.param(_redis_bus, id="redis", marks=pytest.mark.redis),
 ]
 
 

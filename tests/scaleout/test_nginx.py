@@ -1,6 +1,7 @@
 """A real nginx running ``deploy/nginx.conf`` in front of two instances on one PostgreSQL
-database: SSE arrives unbuffered, WebSocket upgrades, and when the instance that held a stream
-is killed, the client's reconnect through nginx lands on the other and resumes without a gap.
+database and one Redis bus (each test on its own database and key prefix): SSE arrives
+unbuffered, WebSocket upgrades, and when the instance that held a stream is killed, the client's
+reconnect through nginx lands on the other and resumes without a gap.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from websockets.asyncio.client import connect
 
 from nginxproc import NginxProcess
 from pgdb import postgres_database
+from redisdb import REDIS_URL, redis_prefix
 from serverproc import ServerProcess, bearer, token
 from ssehelp import SSEReader, collect
 
@@ -29,10 +31,21 @@ async def database() -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    async with redis_prefix() as value:
+        yield value
+
+
+@pytest.fixture
 def two_behind_nginx(
-    make_server: Callable[..., ServerProcess], database: str, tmp_path: Path
+    make_server: Callable[..., ServerProcess], database: str, prefix: str, tmp_path: Path
 ) -> tuple[list[ServerProcess], NginxProcess]:
-    env = {"JOBSTREAM_STORE_URL": database, "JOBSTREAM_LEASE_SECONDS": "4"}
+    env = {
+        "JOBSTREAM_STORE_URL": database,
+        "JOBSTREAM_BUS_URL": REDIS_URL,
+        "JOBSTREAM_REDIS_PREFIX": prefix,
+        "JOBSTREAM_LEASE_SECONDS": "4",
+    }
     shared = tmp_path / "shared"
     servers = [make_server(env, data_dir=shared).start() for _ in range(2)]
     proxy = NginxProcess(tmp_path / "nginx", [s.port for s in servers]).start()

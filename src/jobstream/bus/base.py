@@ -72,5 +72,9 @@ class EventBus(abc.ABC):
     def subscriber_count(self) -> int:
         """How many readers are subscribed now."""
 
+    def attach_store(self, store: Any) -> None:  # noqa: B027 - optional hook
+        """The store every instance shares: a network bus orders deliveries by position and
+        fills what it missed from it. (The in-process bus needs nothing.)"""
+
     async def ping(self) -> None:  # noqa: B027 - optional hook: a remote bus checks its link
         """Raise if the bus cannot deliver."""

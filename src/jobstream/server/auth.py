@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jwt
 
@@ -46,6 +46,9 @@ class Principal:
     roles: frozenset[str] = frozenset()
     expires_at: int | None = field(default=None, compare=False)
     """The token's ``exp`` (Unix seconds); ``None`` with auth ``none``."""
+    ticket_id: str | None = field(default=None, compare=False)
+    """Set when a stream ticket authenticated the caller: its ``jti``, which the caller of
+    ``authenticate`` redeems (once, across instances: ``Limits.redeem_ticket``)."""
 
     @property
     def admin(self) -> bool:
@@ -109,7 +112,6 @@ class Authenticator:
         else:
             self._algorithm = "HS256" if self._secret else "RS256"
         self._ticket_seconds = settings.ticket_seconds
-        self._used_tickets: dict[str, float] = {}
         self._allowed_origins = frozenset(normalize_origin(o) for o in settings.allowed_origins)
 
     def authenticate(
@@ -224,13 +226,7 @@ class Authenticator:
             raise AuthError(f"invalid or expired stream ticket: {exc}") from None
         if claims.get("typ") != "ticket":
             raise AuthError("not a stream ticket")
-        now = time.time()
-        self._used_tickets = {k: v for k, v in self._used_tickets.items() if v > now}
-        jti = str(claims["jti"])
-        if jti in self._used_tickets:
-            raise AuthError("this stream ticket was already used")
-        self._used_tickets[jti] = float(claims["exp"])
-        return _principal(claims)
+        return replace(_principal(claims), ticket_id=str(claims["jti"]))
 
 
 def _principal(claims: Mapping[str, object]) -> Principal:

@@ -39,7 +39,9 @@ def request_origin(conn: HTTPConnection) -> RequestOrigin:
     )
 
 
-def authorize(conn: HTTPConnection, *, stream: bool = False, reporter: bool = False) -> Principal:
+async def authorize(
+    conn: HTTPConnection, *, stream: bool = False, reporter: bool = False
+) -> Principal:
     """The caller, from a header, ``?token=``, the cookie, or (``stream`` only) ``?ticket=``.
 
     Raises ``AuthError`` (401 / WebSocket 4401) for missing or bad credentials and ``Forbidden``
@@ -50,28 +52,33 @@ def authorize(conn: HTTPConnection, *, stream: bool = False, reporter: bool = Fa
     query = conn.query_params
     if not stream and "ticket" in {key.lower() for key in query}:
         raise AuthError("a stream ticket opens a stream (SSE, WebSocket, long-poll), nothing else")
-    principal = runtime(conn).auth.authenticate(
+    rt = runtime(conn)
+    principal = rt.auth.authenticate(
         authorization=conn.headers.get("authorization"),
         query=query,
         cookies=conn.cookies,
         request=request_origin(conn),
     )
+    if principal.ticket_id is not None and not await rt.limits.redeem_ticket(
+        principal.ticket_id, float(principal.expires_at or 0)
+    ):
+        raise AuthError("this stream ticket was already used")
     if principal.reporter_only and not reporter:
         raise Forbidden("a reporter token may only report progress")
     return principal
 
 
-def current_user(request: Request) -> Principal:
-    return authorize(request)
+async def current_user(request: Request) -> Principal:
+    return await authorize(request)
 
 
-def stream_user(request: Request) -> Principal:
-    return authorize(request, stream=True)
+async def stream_user(request: Request) -> Principal:
+    return await authorize(request, stream=True)
 
 
-def poll_user(request: Request) -> Principal:
+async def poll_user(request: Request) -> Principal:
     """A job's snapshot: a long-poll (``?wait=``) is a stream, and may use a ticket."""
-    return authorize(request, stream="wait" in request.query_params)
+    return await authorize(request, stream="wait" in request.query_params)
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

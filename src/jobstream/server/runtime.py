@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobstream.bus import EventBus, create_bus
+from jobstream.limits import Limits, MemoryLimits, create_limits
 from jobstream.models import Event, EventType, Job, JobStatus
 from jobstream.server.auth import Authenticator
 from jobstream.server.collector import PauseMetric
@@ -26,6 +27,7 @@ from jobstream.server.metrics import JobMetrics, Metrics
 from jobstream.service import JobService
 from jobstream.settings import Settings
 from jobstream.store import JobStore, create_store
+from jobstream.store.memory import MemoryStore
 from jobstream.streams.lifecycle import StreamHub
 from jobstream.worker.leases import LeaseWatcher
 from jobstream.worker.observer import Observers
@@ -50,6 +52,8 @@ class Runtime:
     watcher: LeaseWatcher | None
     """Stall notices and recovery of expired leases, when there is no pool (which has its own)."""
     gc_pauses: PauseMetric
+    limits: Limits = field(default_factory=MemoryLimits)
+    """Stream tickets, submit rate and stream caps: shared through Redis with a Redis bus."""
     extras: dict[str, Any] = field(default_factory=dict)
     started: bool = False
 
@@ -61,6 +65,7 @@ class Runtime:
         try:
             await self.bus.start()
             try:
+                await self.limits.start()
                 await self.hub.start()
                 if self.pool is not None:
                     await self.pool.start()
@@ -80,6 +85,7 @@ class Runtime:
                     if self.pool is not None:
                         await self.pool.stop()
             finally:
+                await self.limits.close()
                 await self.bus.close()
         finally:
             await self.store.close()
@@ -98,8 +104,15 @@ def build_runtime(
     store_ = create_store(store if store is not None else settings.resolved_store_url)
     store_.max_events_per_job = settings.max_events_per_job
     store_.initial_credits = settings.initial_credits
-    bus_ = create_bus(bus if bus is not None else settings.bus_url)
+    bus_ = create_bus(bus if bus is not None else settings.bus_url, prefix=settings.redis_prefix)
+    if not isinstance(store_, MemoryStore):
+        bus_.attach_store(store_)  # a shared store: a network bus fills its gaps from it
     metrics = Metrics()
+    limits = (
+        create_limits(bus if bus is not None else settings.bus_url, settings.redis_prefix)
+        if not isinstance(bus, EventBus)
+        else MemoryLimits()
+    )
     observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None
     dispatcher = None
@@ -128,6 +141,7 @@ def build_runtime(
         on_queued=pool.notify if pool is not None else None,
         submit_rate_per_minute=settings.submit_rate_per_minute,
         observer=observer,
+        limits=limits,
         dispatch=dispatcher.send if dispatcher is not None else None,
         revoke=dispatcher.revoke if dispatcher is not None else None,
     )
@@ -138,7 +152,7 @@ def build_runtime(
         registry=registry,
         auth=Authenticator(settings),
         metrics=metrics,
-        hub=StreamHub(settings, store_, bus_, metrics),
+        hub=StreamHub(settings, store_, bus_, metrics, limits),
         jobs=jobs,
         pool=pool,
         watcher=None
@@ -153,6 +167,7 @@ def build_runtime(
         ),
         extras={"celery": dispatcher} if dispatcher is not None else {},
         gc_pauses=PauseMetric(metrics.gc_pauses),
+        limits=limits,
     )
 
 

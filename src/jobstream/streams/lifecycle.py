@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from jobstream.bus.base import EventBus
 from jobstream.bus.subscriber import Subscriber, Wake
+from jobstream.limits import Limits, MemoryLimits
 from jobstream.models import Event, Job
 from jobstream.server.metrics import Metrics
 from jobstream.settings import Settings
@@ -116,14 +117,20 @@ class StreamHub:
     """Admission, the registry of live streams, their heartbeats, time limits and shutdown."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, bus: EventBus, metrics: Metrics
+        self,
+        settings: Settings,
+        store: JobStore,
+        bus: EventBus,
+        metrics: Metrics,
+        limits: Limits | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.metrics = metrics
+        self.limits = limits or MemoryLimits()
+        """The per-user stream cap, counted across instances when shared."""
         self._streams: dict[Subscriber, StreamHandle] = {}
-        self._per_user: dict[str, int] = {}
         self._per_transport: dict[str, int] = {}
         self._freed = asyncio.Condition()
         self._ticker: asyncio.Task[None] | None = None
@@ -177,14 +184,24 @@ class StreamHub:
         if self.shutting_down:
             raise StreamLimit("the server is shutting down", retry_after=2)
         deadline = time.monotonic() + 1.0
-        while (reason := self._over_limit(user, transport, limit)) is not None:
+        cap = self.settings.max_streams_per_user
+        while True:
+            reason = self._over_limit(transport, limit)
+            if reason is None:
+                if await self.limits.open_stream(user, cap):
+                    break
+                reason = (
+                    f"too many open streams for this user (limit {cap}); "
+                    "close some before opening more"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.metrics.stream_refusals.labels(transport=transport).inc()
                 raise StreamLimit(reason)
             async with self._freed:
+                # A place may free up on another instance too: look again at least every 0.1 s.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), timeout=remaining)
+                    await asyncio.wait_for(self._freed.wait(), timeout=min(remaining, 0.1))
         subscriber = Subscriber(
             job_id=job_id,
             owner=owner,
@@ -205,21 +222,15 @@ class StreamHub:
         if idle_limit is not None:
             handle.deadline = now + idle_limit
         self._streams[subscriber] = handle
-        self._per_user[user] = self._per_user.get(user, 0) + 1
         self._per_transport[transport] = self._per_transport.get(transport, 0) + 1
         self.metrics.open_streams.labels(transport=transport).inc()
         self.bus.subscribe(subscriber)
         return handle
 
-    def _over_limit(self, user: str, transport: str, limit: int | None) -> str | None:
+    def _over_limit(self, transport: str, limit: int | None) -> str | None:
         s = self.settings
         if len(self._streams) >= s.max_streams:
             return f"too many open streams on this server (limit {s.max_streams}); retry shortly"
-        if self._per_user.get(user, 0) >= s.max_streams_per_user:
-            return (
-                f"too many open streams for this user (limit {s.max_streams_per_user}); "
-                "close some before opening more"
-            )
         if limit is not None and self._per_transport.get(transport, 0) >= limit:
             return f"too many open {transport} connections (limit {limit}); retry shortly"
         return None
@@ -231,11 +242,7 @@ class StreamHub:
         self.bus.unsubscribe(subscriber)
         if subscriber.close_reason is None:
             subscriber.close("closed")
-        left = self._per_user[handle.user] - 1
-        if left:
-            self._per_user[handle.user] = left
-        else:
-            del self._per_user[handle.user]
+        await self.limits.close_stream(handle.user)
         self._per_transport[handle.transport] -= 1
         self._report_delivered(handle)
         self.metrics.open_streams.labels(transport=handle.transport).dec()

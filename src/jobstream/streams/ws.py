@@ -123,7 +123,7 @@ async def run_websocket(websocket: WebSocket, rt: Runtime, plan_for: Callable[..
     from jobstream.server.deps import authorize
 
     try:
-        principal = authorize(websocket, stream=True)
+        principal = await authorize(websocket, stream=True)
     except AuthError as exc:
         await refuse(websocket, CLOSE_UNAUTHORIZED, str(exc))
         return

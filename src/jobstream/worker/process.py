@@ -46,7 +46,7 @@ async def run_worker(
     store = create_store(settings.resolved_store_url)
     store.max_events_per_job = settings.max_events_per_job
     store.initial_credits = settings.initial_credits
-    bus = create_bus(settings.bus_url)
+    bus = create_bus(settings.bus_url, prefix=settings.redis_prefix, events=False)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

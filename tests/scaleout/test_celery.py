@@ -424,3 +424,95 @@ async def test_a_broker_that_cannot_be_reached_fails_the_job_with_the_reason(
         assert job["status"] == "failed" and "queued" in job["error"]
         ready = await c.get("/readyz")
         assert ready.status_code == 503 and set(ready.json()["problems"]) == {"broker"}
+
+
+# -- with the Redis bus: live across instances ---------------------------------------------
+
+
+@pytest.fixture
+async def bus_env(env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
+    from redisdb import REDIS_URL, redis_prefix
+
+    async with redis_prefix() as prefix:
+        yield {**env, "JOBSTREAM_BUS_URL": REDIS_URL, "JOBSTREAM_REDIS_PREFIX": prefix}
+
+
+async def watch_live(
+    client: httpx.AsyncClient, job_id: str, during: Callable[[int], Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every event of the job as one SSE stream delivers it, from seq 1 to the end;
+    ``during(n)`` is awaited after the n-th event."""
+    from ssehelp import SSEReader
+
+    received: list[dict[str, Any]] = []
+    async with client.stream("GET", f"/api/v1/jobs/{job_id}/events?last_event_id=0") as r:
+        reader = SSEReader(r)
+        async with asyncio.timeout(90):
+            while True:
+                event = await reader.next()
+                if event is None:
+                    break
+                received.append(event.json)
+                if during is not None:
+                    await during(len(received))
+                if event.event in TERMINAL:
+                    break
+    return received
+
+
+async def test_on_the_redis_bus_a_celery_job_streams_live_to_another_instance_without_a_gap(
+    make_server: Callable[..., ServerProcess],
+    celery_workers: Callable[..., CeleryWorker],
+    bus_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    first, second = instances(make_server, bus_env, tmp_path)
+    celery_workers(bus_env, "--concurrency", "2")
+    h = bearer("live")
+    async with (
+        httpx.AsyncClient(base_url=first.url, headers=h, timeout=30) as a,
+        httpx.AsyncClient(base_url=second.url, headers=h, timeout=30) as b,
+    ):
+        job = (await a.post("/api/v1/jobs", json={"kind": "pdf", "params": {"pages": 2}})).json()
+        midway: list[dict[str, Any]] = []
+
+        async def look(n: int) -> None:
+            if n == 6:
+                midway.append((await a.get(f"/api/v1/jobs/{job['id']}")).json())
+
+        received = await watch_live(b, job["id"], look)
+        log = await stored_log(a, job["id"])
+        assert (await b.get(f"/api/v1/jobs/{job['id']}/result")).content.startswith(b"%PDF-")
+    assert midway and midway[0]["status"] == "running"  # the stream was live, not a replay
+    assert received == log  # nothing missing, nothing twice, nothing different
+    assert_history(log, midway)
+
+
+async def test_on_the_redis_bus_a_cancel_reaches_a_celery_job_through_the_bus(
+    make_server: Callable[..., ServerProcess],
+    celery_workers: Callable[..., CeleryWorker],
+    bus_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    bus_env = {**bus_env, "JOBSTREAM_LEASE_SECONDS": "30"}  # no renewal within the second
+    first, second = instances(make_server, bus_env, tmp_path)
+    worker = celery_workers(bus_env, "--pool", "threads", "--concurrency", "1")
+    h = bearer("live")
+    async with (
+        httpx.AsyncClient(base_url=first.url, headers=h, timeout=30) as a,
+        httpx.AsyncClient(base_url=second.url, headers=h, timeout=30) as b,
+    ):
+        job = (await a.post("/api/v1/jobs", json={"kind": "forever", "params": {}})).json()
+        asked: list[float] = []
+
+        async def cancel_at(n: int) -> None:
+            if n == 5:
+                asked.append(time.monotonic())
+                assert (await a.post(f"/api/v1/jobs/{job['id']}/cancel")).status_code == 202
+
+        received = await watch_live(b, job["id"], cancel_at)
+        took = time.monotonic() - asked[0]
+        log = await stored_log(a, job["id"])
+    assert received[-1]["type"] == "cancelled" and took < 1.0, f"{took:.2f} s"
+    assert received == log
+    assert "jobstream runtime" in worker.log()

@@ -226,9 +226,10 @@ class WorkerRuntime:
     async def begin(
         self, job_id: str, kind: str, params: dict[str, Any], owner: str, redelivered: bool
     ) -> JobContext | None:
-        """The context of a plain task's job, made queued if it is new and claimed here; a
-        redelivered task whose job still holds a dead worker's lease waits for its recovery.
-        ``None``: the job finished or runs elsewhere."""
+        """The context of a plain task's job, made queued if it is new and claimed here. A job
+        still running is waited for: 10 s (a retry's next attempt that came before the last
+        attempt's re-queue was stored), or 1.5 leases for a redelivered task (its dead worker's
+        lease is recovered meanwhile). ``None``: the job finished or runs elsewhere."""
         if await self.store.get(job_id) is None:
             now = utcnow()
             job = Job(
@@ -253,7 +254,10 @@ class WorkerRuntime:
             except Exception:
                 if await self.store.get(job_id) is None:
                     raise
-        deadline = time.monotonic() + (self.settings.lease_seconds * 1.5 + 5 if redelivered else 0)
+        # Still running: a retry's next attempt that came before the last one's re-queue was
+        # stored, or a delivery after a worker died, before its lease is recovered. Wait.
+        wait = self.settings.lease_seconds * 1.5 + 5 if redelivered else 10.0
+        deadline = time.monotonic() + wait
         while True:
             ctx = await self.pool.attach(job_id)
             if ctx is not None:

@@ -84,6 +84,13 @@ MODES = {
     "queue": Mode(
         "queue", "baseline", "/baseline/queue/{id}", b"\nevent: progress\n", b"\nevent: completed\n"
     ),
+    "redis": Mode(
+        "redis",
+        "jobstream",
+        "/api/v1/jobs/{id}/events",
+        b"\nevent: progress\n",
+        b"\nevent: completed\n",
+    ),
     "websocket": Mode(
         "websocket",
         "jobstream",
@@ -450,8 +457,18 @@ def client_main(conf: dict[str, Any], pipe: Any) -> None:
 def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
     mode = MODES[name]
     server_cpus, client_cpus = args.server_cpus, args.client_cpus
-    server = BenchServer(mode.flavour, cpus=server_cpus, src=args.src)
-    server.start()
+    cluster: Cluster | None = None
+    if name == "redis":
+        # Two instances on PostgreSQL and Redis: A runs the job, the clients watch on B.
+        cluster = Cluster()
+        env = cluster.env()
+        server = BenchServer(mode.flavour, cpus=server_cpus, src=args.src, env=env)
+        watched = BenchServer(mode.flavour, cpus=server_cpus, src=args.src, env=env, workers=0)
+        server.start()
+        watched.start()
+    else:
+        server = watched = BenchServer(mode.flavour, cpus=server_cpus, src=args.src)
+        server.start()
     profiler: subprocess.Popen[bytes] | None = None
     try:
         quiet = wait_until_quiet(args.wait_quiet)
@@ -466,8 +483,8 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
         conf = {
             "mode": name,
             "job_id": job["id"],
-            "port": server.port,
-            "server_pid": server.pid,
+            "port": watched.port,
+            "server_pid": watched.pid,
             "subscribers": args.subscribers,
             "latency_every": args.latency_every,
             "start_file": str(start_file),
@@ -495,8 +512,8 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if profiler is not None:
             profiler.wait(timeout=args.duration + 30)
         time.sleep(0.3)  # streams record their coalesced count when they close
-        coalesced = int(server.metric("jobstream_coalesced_events_total"))
-        overflows = int(server.metric("jobstream_overflow_disconnects_total"))
+        coalesced = int(watched.metric("jobstream_coalesced_events_total"))
+        overflows = int(watched.metric("jobstream_overflow_disconnects_total"))
     except BaseException:
         print(server.log_tail(), file=sys.stderr)
         raise
@@ -504,6 +521,10 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if profiler is not None and profiler.poll() is None:
             profiler.terminate()
         server.stop()
+        if watched is not server:
+            watched.stop()
+        if cluster is not None:
+            cluster.remove()
     summary = final.get("result") or {}
     published = int(summary.get("count", 0))
     expected = published * result["ready"]  # streams that answered 200
@@ -527,6 +548,51 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "busy_cores_before": quiet["busy_cores_before"],
         "load_before": round(quiet["load_before"], 2),
     }
+
+
+class Cluster:
+    """A PostgreSQL database and a Redis key prefix of this run's own, removed after."""
+
+    ADMIN = os.environ.get(
+        "JOBSTREAM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/postgres"
+    )
+    REDIS = os.environ.get("JOBSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    def __init__(self) -> None:
+        import secrets
+
+        self.name = f"jobstream_bench_{secrets.token_hex(4)}"
+        self.prefix = f"jobstream-bench-{secrets.token_hex(4)}:"
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.ADMIN)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+    def env(self) -> dict[str, str]:
+        base = self.ADMIN.rsplit("/", 1)[0]
+        return {
+            "JOBSTREAM_STORE_URL": f"{base}/{self.name}",
+            "JOBSTREAM_BUS_URL": self.REDIS,
+            "JOBSTREAM_REDIS_PREFIX": self.prefix,
+        }
+
+    def remove(self) -> None:
+        import redis
+
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        client = redis.Redis.from_url(self.REDIS)
+        for key in client.scan_iter(match=f"{self.prefix}*"):
+            client.delete(key)
+        client.close()
 
 
 def start_profiler(
@@ -592,7 +658,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of reporting")
     parser.add_argument(
         "--mode",
-        choices=["jobstream", "websocket", "baseline", "queue", "both", "all"],
+        choices=["jobstream", "websocket", "baseline", "queue", "redis", "cluster", "both", "all"],
         default="both",
     )
     parser.add_argument("--pad", type=int, default=0, help="bytes of padding per message")
@@ -628,6 +694,7 @@ def main() -> None:
     names = {
         "both": ["jobstream", "baseline"],
         "all": ["jobstream", "websocket", "baseline", "queue"],
+        "cluster": ["jobstream", "redis"],
     }.get(args.mode, [args.mode])
     rows = [run_mode(name, args) for _ in range(args.repeat) for name in names]
     if args.json:

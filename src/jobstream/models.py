@@ -77,6 +77,8 @@ class EventType(enum.StrEnum):
         return self is EventType.PROGRESS
 
 
+_EVENT_TYPES: dict[str, EventType] = {member.value: member for member in EventType}
+"""Value -> member without the enum's call machinery (a Redis batch decodes thousands)."""
 TERMINAL_EVENTS = frozenset({EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED})
 TERMINAL_EVENT_STATUS = {
     EventType.COMPLETED: JobStatus.COMPLETED,
@@ -185,7 +187,7 @@ class Event:
             job_id=record["job_id"],
             owner=record["owner"],
             seq=int(record["seq"]),
-            type=EventType(record["type"]),
+            type=_EVENT_TYPES.get(record["type"]) or EventType(record["type"]),
             data=record["data"],
             ts_us=int(record["ts_us"]),
             pos=None if record.get("pos") is None else int(record["pos"]),

@@ -261,8 +261,13 @@ async def test_readiness_names_the_store_when_its_database_is_gone(
                 await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             await engine.dispose()
             ready = await c.get("/readyz")
+            submit_now = await c.post("/api/v1/jobs", json={"kind": "character", "params": {}})
+            listing = await c.get("/api/v1/jobs")
         assert ready.status_code == 503, ready.text
         assert set(ready.json()["problems"]) == {"store"}
+        for answer in (submit_now, listing):  # a clear "retry", never a 500
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] and "store" in answer.json()["detail"]
 
 
 async def test_limits_hold_across_instances(

@@ -1152,3 +1152,19 @@ async def test_a_move_of_status_clears_a_stall(store: JobStore) -> None:
     assert rerun.id == job.id
     assert await store.announce_stalls(monotonic_us(), 30, stall_events) == []
     assert len(await store.announce_stalls(monotonic_us() + 16_000_000, 30, stall_events)) == 1
+
+
+@pytest.mark.postgres
+async def test_postgres_schema_is_made_once_when_many_processes_start_at_once(
+    postgres_url: str,
+) -> None:
+    """A new cluster: every instance and worker starts on the empty database at the same time
+    (concurrent CREATE TABLEs collide in PostgreSQL's catalogue unless one goes at a time)."""
+    stores = [SQLStore(postgres_url) for _ in range(6)]
+    try:
+        await asyncio.gather(*(store.start() for store in stores))
+        job = await add(stores[0])
+        assert await stores[-1].get(job.id) == job
+    finally:
+        for store in stores:
+            await store.close()

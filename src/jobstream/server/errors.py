@@ -1,12 +1,13 @@
 """How exceptions become HTTP answers: each product exception has its status and a JSON body
-``{"detail": ...}`` that says what to fix. ``BadRequest`` alone is 400; any other exception
-(a bug) is a 500, and its traceback is logged."""
+``{"detail": ...}`` that says what to fix. ``BadRequest`` alone is 400; a store that does not
+answer is a 503 to retry; any other exception (a bug) is a 500, and its traceback is logged."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,32 @@ log = logging.getLogger("jobstream.server")
 
 def error_response(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+_UNAVAILABLE = frozenset(
+    {
+        "InvalidCatalogNameError",  # the database is gone
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """The store cannot be reached (as opposed to a query that is wrong: a bug, a 500)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError | sqlalchemy.exc.OperationalError):
+            return True
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if type(seen).__name__ in _UNAVAILABLE:
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
@@ -58,6 +85,14 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return counted(exc.status_code, exc.detail, dict(exc.headers or {}))
 
+    async def on_store_error(request: Request, exc: Exception) -> Response:
+        if not store_unavailable(exc):
+            return await on_bug(request, exc)
+        # The database does not answer (connection refused or lost, the database gone): the
+        # request may be retried as it is; nothing was half-written (one transaction each).
+        log.warning("the store did not answer %s %s: %s", request.method, request.url.path, exc)
+        return counted(503, "the job store is not answering; retry shortly", {"Retry-After": "2"})
+
     async def on_bug(request: Request, exc: Exception) -> Response:
         # Starlette re-raises after this answer, and the server logs the traceback.
         return counted(500, "internal server error: the server's log has the details")
@@ -73,6 +108,8 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(StreamLimit, on_rate)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, on_store_error)
+    app.add_exception_handler(ConnectionError, on_store_error)
     app.add_exception_handler(Exception, on_bug)
 
 

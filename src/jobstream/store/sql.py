@@ -368,6 +368,10 @@ class SQLStore(JobStore):
                 self.url.database or "", _job_state_values, lambda: self.max_events_per_job
             )
         async with self._write() as conn:
+            if not self._sqlite:
+                # Several instances and workers start at once on a new database: one at a time
+                # creates the schema (concurrent CREATE TABLEs collide in the catalogue).
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270447516734107)"))
             await conn.run_sync(metadata.create_all, checkfirst=True)
             await conn.run_sync(self._migrate)
 

@@ -270,6 +270,7 @@ async def test_a_sigkilled_celery_worker_is_announced_stalled_then_requeued_and_
             while revived.log().count(received) < 2:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # a second run, were there one, would have written by now
+        assert revived.log().count(received) == 2
         log, again = await stored_log(a, job["id"]), await stored_log(b, job["id"])
     assert log == again
     assert_history(log, seen)

@@ -138,9 +138,10 @@ class CeleryDispatcher:
         await asyncio.to_thread(self.send_now, job)
 
     async def requeued(self, job: Job) -> None:
-        """A recovered job back in the queue: send it again (kinds of this registry only; a
-        plain task's job is delivered again by its broker)."""
-        if job.kind in self.registry:
+        """A recovered job back in the queue: send it again (kinds this registry runs only: a
+        plain task's job is delivered again by its broker, an external kind's is claimed over
+        HTTP)."""
+        if job.kind in self.registry and not self.registry.is_external(job.kind):
             await self.send(job)
 
     async def revoke(self, job_id: str) -> None:

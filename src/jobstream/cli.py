@@ -51,6 +51,14 @@ def serve(
         str | None,
         typer.Option(help="text or json: one JSON object per line [env: JOBSTREAM_LOG_FORMAT]"),
     ] = None,
+    external_kinds: Annotated[
+        str | None,
+        typer.Option(
+            "--external-kinds",
+            help="Comma-separated kinds run by workers outside jobstream over HTTP "
+            "[env: JOBSTREAM_EXTERNAL_KINDS]",
+        ),
+    ] = None,
 ) -> None:
     """Run the server, embedded workers and web UI (settings also from JOBSTREAM_* variables)."""
     from pydantic import ValidationError
@@ -69,6 +77,7 @@ def serve(
             "data_dir": data_dir,
             "workers": workers,
             "log_format": log_format,
+            "external_kinds": external_kinds,
         }.items()
         if v is not None
     }

@@ -25,6 +25,23 @@ from jobstream.worker.registry import Registry, UnknownKind
 
 log = logging.getLogger(__name__)
 
+QUEUED_CONTROL = "queued"
+"""The control message saying a job of an external kind was queued (by submit or recovery)."""
+
+
+def queued_message(kind: str) -> dict[str, Any]:
+    return {"type": QUEUED_CONTROL, "kind": kind}
+
+
+def unencodable_text(loc: list[str | int]) -> dict[str, Any]:
+    """The 422 error for text that is not valid Unicode (a lone surrogate escape)."""
+    return {
+        "loc": loc,
+        "msg": "text must be valid Unicode: a lone surrogate escape such as \\ud800 cannot be "
+        "stored",
+        "type": "unicode_error",
+    }
+
 
 class JobNotFound(LookupError):
     def __init__(self, job_id: str) -> None:
@@ -99,9 +116,13 @@ class JobService:
                 ]
             )
         try:
+            encoded = codec.dumps(params)
+        except TypeError:  # a lone surrogate ("\ud800"): JSON may say it, UTF-8 cannot store it
+            raise InvalidParams([unencodable_text(["body", "params"])]) from None
+        try:
             # A JSON API refuses the wrong type (``true`` or ``"3"`` for a number) whatever the
             # kind's model says: validated as JSON, strictly.
-            model = kind.params.model_validate_json(codec.dumps(params), strict=True)
+            model = kind.params.model_validate_json(encoded, strict=True)
         except ValidationError as exc:
             raise InvalidParams(
                 [
@@ -140,15 +161,21 @@ class JobService:
                 "new_status": "queued",
                 "kind": kind,
                 "created_at": job.to_public()["created_at"],
+                # So that a job first seen on an all-jobs stream says what it is (the list
+                # shows the prompt, name or file from its params).
+                "params": clean,
             },
         )
         job = job.apply(event)
         await self.store.create(job, event)
         await self.bus.publish([event])
         self._observer.queued(job)
-        if self._on_queued is not None:
+        if self.registry.is_external(kind):
+            # Claims waiting for this kind, on every instance (worker/external.py).
+            await self.bus.publish_control(queued_message(kind))
+        elif self._on_queued is not None:
             self._on_queued()
-        if self._dispatch is not None:
+        if self._dispatch is not None and not self.registry.is_external(kind):
             try:
                 await self._dispatch(job)
             except Exception as exc:
@@ -230,6 +257,19 @@ class JobService:
                         log.warning("revoking the task of job %s failed", job_id, exc_info=True)
                 return after
             job = await self.get_stored(principal, job_id)
+        if job.status is JobStatus.RUNNING and self.registry.is_external(job.kind):
+            # No handler here to reach: the job ends now, and its worker's next report gets a
+            # 409 saying so (docs/external-workers.md).
+            moved = await self.store.transition(
+                job_id,
+                {JobStatus.RUNNING},
+                lambda current: terminal_event(current, EventType.CANCELLED, "Cancelled by user"),
+            )
+            if moved is not None:
+                after, event = moved
+                await self.bus.publish([event])
+                return after
+            job = await self.get_stored(principal, job_id)
         if job.status is JobStatus.RUNNING:
             job = await self.store.request_cancel(job_id) or job
             await self.bus.publish_control({"type": "cancel", "job_id": job_id})
@@ -240,10 +280,13 @@ class JobService:
 
 
 __all__ = [
+    "QUEUED_CONTROL",
     "InsufficientCredits",
     "InvalidParams",
     "JobConflict",
     "JobNotFound",
     "JobService",
     "RateLimited",
+    "queued_message",
+    "unencodable_text",
 ]

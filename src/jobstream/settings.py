@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=4, ge=0)
     """Embedded worker concurrency; 0 runs the server without embedded workers."""
     lease_seconds: float = Field(default=30.0, gt=0)
+    external_kinds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Kinds run by workers outside jobstream over HTTP (``POST /api/v1/workers/claim``),
+    comma-separated in ``JOBSTREAM_EXTERNAL_KINDS``; their params are any JSON object."""
     max_events_per_job: int = Field(default=1000, ge=10)
     celery_broker_url: str | None = None
     """Set: the server hands each new job to Celery (``jobstream worker --celery`` runs it)."""
@@ -89,7 +92,7 @@ class Settings(BaseSettings):
         ``./.jobstream``) means the one in the working directory the server started in."""
         return value.expanduser().resolve()
 
-    @field_validator("allowed_origins", "kinds", mode="before")
+    @field_validator("allowed_origins", "kinds", "external_kinds", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

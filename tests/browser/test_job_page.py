@@ -38,6 +38,12 @@ def test_a_video_submitted_from_the_form_streams_to_100_percent_and_plays(
     page.goto(f"{no_auth_server.url}/new")
     expect(page.locator(tid("kind-select"))).to_be_enabled()
     page.select_option(tid("kind-select"), "video")
+    # The video kind has a fixed set of models: a choice, not a text box.
+    model = page.locator(tid("param-model"))
+    expect(model).to_have_js_property("tagName", "SELECT")
+    options = model.locator("option").all_text_contents()
+    assert [o for o in options if o != "(default)"] == ["sora-2", "sora-2-pro"], options
+    expect(page.locator(tid("param-fail_at_step"))).to_be_hidden()
     page.fill(tid("param-prompt"), "A lighthouse at dusk, waves rolling in")
     browser_page.screenshot("form", docs="submit-form.png")
     page.click(tid("submit-button"))
@@ -65,9 +71,19 @@ def test_a_video_submitted_from_the_form_streams_to_100_percent_and_plays(
     assert seen["progress"] == sorted(seen["progress"]), seen["progress"]
     assert "open" in seen["connection"], seen["connection"]
     assert seen["status"][-1] == "completed"
+    # One log panel: the latest five lines, expandable to the whole log in the same place.
     expect(page.locator(tid("log-lines")).locator("li")).to_have_count(5)
+    expect(page.locator(tid("log-full"))).to_have_count(0)
+    expect(page.locator(".logs ol")).to_have_count(1)
+    expect(page.locator(tid("log-count"))).to_have_text("(8 lines)")
+    page.click(tid("log-expand"))
     expect(page.locator(tid("log-full")).locator("li")).to_have_count(8)
+    expect(page.locator(tid("log-lines"))).to_have_count(0)
+    expect(page.locator(".logs ol")).to_have_count(1)
+    page.click(tid("log-expand"))
+    expect(page.locator(tid("log-lines")).locator("li")).to_have_count(5)
     expect(page.locator(tid("cancel-button"))).to_have_count(0)
+    expect(page.locator(tid("run-again-button"))).to_be_visible()
     assert api_job(no_auth_server.url, job_id)["status"] == "completed"
 
     # The result is an H.264 MP4 that this Chromium actually plays (muted, so autoplay is allowed).
@@ -134,7 +150,7 @@ def test_cancel_a_running_job_from_its_page(
         page,
         """() => [
             document.querySelector('[data-testid="job-progress"]').getAttribute('aria-valuenow'),
-            document.querySelectorAll('[data-testid="log-full"] li').length,
+            document.querySelector('[data-testid="log-count"]').textContent,
             document.querySelector('[data-testid="job-status"]').textContent,
         ]""",
         1.5,
@@ -153,6 +169,13 @@ def test_a_failing_pdf_job_shows_its_error(
 ) -> None:
     page = browser_page.page
     page.goto(f"{no_auth_server.url}/new")
+    # A test-only field waits behind the form's "Advanced" disclosure, closed at first.
+    page.select_option(tid("kind-select"), "pdf")
+    expect(page.locator(tid("param-pages"))).to_be_visible()
+    expect(page.locator(tid("param-fail_at_step"))).to_be_hidden()
+    expect(page.locator(tid("advanced-fields"))).not_to_have_attribute("open", "")
+    page.click(tid("advanced-toggle"))
+    expect(page.locator(tid("param-fail_at_step"))).to_be_visible()
     job_id = submit_from_form(page, "pdf", {"fail_at_step": "3"})
 
     error = page.locator(tid("job-error"))

@@ -45,6 +45,11 @@ def test_the_job_page_reconnects_after_a_server_kill_and_restart_and_catches_up(
     first.kill()  # SIGKILL: no shutdown code runs, every stream is cut
     expect(dot).to_have_attribute("data-state", "reconnecting")
     expect(dot).to_have_text("Reconnecting…")
+    # A person notices: a banner across the page, and the bar dimmed.
+    banner = page.locator(tid("connection-lost"))
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Connection lost")
+    expect(page.locator("article.job-page--offline")).to_have_count(1)
     stalled = progress(page)
     assert stalled < 100
     expect(page.locator(tid("job-status"))).to_have_text("running")
@@ -52,6 +57,7 @@ def test_the_job_page_reconnects_after_a_server_kill_and_restart_and_catches_up(
 
     second = make_server(ENV, data_dir=first.data_dir, port=first.port).start()
     expect(dot).to_have_text("Connected", timeout=20_000)
+    expect(banner).to_have_count(0)
     expect(page.locator(tid("job-status"))).to_have_text("completed", timeout=20_000)
     expect(page.locator(tid("job-progress"))).to_have_attribute("aria-valuenow", "100")
     expect(page.locator(tid("result-video"))).to_be_visible()
@@ -66,6 +72,7 @@ def test_the_job_page_reconnects_after_a_server_kill_and_restart_and_catches_up(
     assert api_job(second.url, job["id"])["status"] == "completed"
     # The job was re-queued by the restarted server and ran again; the page's full log holds
     # every line the job logged, with no line shown twice.
+    page.click(tid("log-expand"))
     lines = page.locator(f"{tid('log-full')} li")
     seqs = [int(seq) for seq in lines.evaluate_all("(items) => items.map((li) => li.dataset.seq)")]
     assert seqs == sorted(set(seqs)), seqs
@@ -98,6 +105,8 @@ def test_after_a_crash_the_open_page_shows_the_same_history_as_a_fresh_one(
     later.goto(f"{second.url}/jobs/{job['id']}")
     expect(later.locator(tid("job-status"))).to_have_text("completed")
     lines = "(items) => items.map((li) => li.dataset.seq + ' ' + li.textContent)"
+    later.click(tid("log-expand"))
+    page.click(tid("log-expand"))
     fresh = later.locator(f"{tid('log-full')} li").evaluate_all(lines)
     kept = page.locator(f"{tid('log-full')} li").evaluate_all(lines)
     later.close()

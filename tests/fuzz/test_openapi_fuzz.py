@@ -31,7 +31,16 @@ def test_no_generated_request_gets_a_server_error(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     # A server of its own: the jobs it submits must not queue ahead of other tests' jobs.
-    server = make_server({"JOBSTREAM_DEMO_SPEED": "100"}).start()
+    # External kinds, a reporter role and a short long-poll bound: the claim and report routes
+    # are fuzzed past their role check, and no long-poll (a claim, a snapshot's or an events
+    # page's ``wait``) outlasts the fuzzer's request timeout.
+    server = make_server(
+        {
+            "JOBSTREAM_DEMO_SPEED": "100",
+            "JOBSTREAM_EXTERNAL_KINDS": "ocr,transcode",
+            "JOBSTREAM_MAX_WAIT_SECONDS": "1",
+        }
+    ).start()
     report = tmp_path / "fuzz.json"
     run = subprocess.run(
         [
@@ -51,7 +60,7 @@ def test_no_generated_request_gets_a_server_error(
             "--exclude-path",
             "/api/v1/events",
             "--header",
-            f"Authorization: Bearer {token('fuzzer')}",
+            f"Authorization: Bearer {token('fuzzer', ['user', 'reporter'])}",
             "--report",
             "json",
             "--report-json-path",

@@ -284,3 +284,14 @@ async def test_health_readiness_metrics_docs(server: ServerProcess) -> None:
         assert (await client.get("/docs")).status_code == 200
         spec = (await client.get("/openapi.json")).json()
         assert "/api/v1/jobs/{job_id}/events" in spec["paths"]
+
+
+async def test_a_lone_surrogate_in_params_is_a_422_not_a_500(alice: httpx.AsyncClient) -> None:
+    """JSON may escape a lone surrogate; UTF-8 (and so the store) cannot hold one."""
+    response = await alice.post(
+        "/api/v1/jobs",
+        content=b'{"kind": "task", "params": {"name": "\\ud800"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert "valid Unicode" in response.json()["detail"][0]["msg"]

@@ -440,6 +440,25 @@ async def test_recovery_requeues_and_old_worker_goes_stale(store: JobStore) -> N
     assert (await store.renew_leases([job.id], "w1", 30)).lost == {job.id}
 
 
+async def test_a_lease_that_ended_is_not_renewed_when_the_caller_says_so(
+    store: JobStore,
+) -> None:
+    """An external worker's late report: its lease ran out, so the renewal refuses it even
+    before a watcher recovered the job (and renews a live one as before)."""
+    await add(store)
+    job = await claim(store, worker="w1", lease=0.05)
+    await asyncio.sleep(0.1)
+    late = monotonic_us()
+    assert (await store.renew_leases([job.id], "w1", 30, unexpired_at=late)).lost == {job.id}
+    assert (await store.get(job.id)).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    assert [j.id for j in await store.expired_leases(monotonic_us())] == [job.id]
+    # Without it, the same late renewal revives the lease (what the embedded pool does).
+    assert (await store.renew_leases([job.id], "w1", 30)).lost == set()
+    live = monotonic_us()
+    assert (await store.renew_leases([job.id], "w1", 30, unexpired_at=live)).lost == set()
+    assert (await store.renew_leases([job.id], "w2", 30, unexpired_at=live)).lost == {job.id}
+
+
 async def test_reserved_seqs_an_earlier_version_left_are_filled_never_reused(
     store: JobStore,
 ) -> None:
@@ -1168,3 +1187,70 @@ async def test_postgres_schema_is_made_once_when_many_processes_start_at_once(
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_batch_is_one_transaction_a_failed_insert_moves_nothing(
+    postgres_url: str,
+) -> None:
+    """The job row and its events commit together or not at all: here the events' insert
+    fails (a row already holds the seq), and the job row must not have moved on."""
+    store = SQLStore(postgres_url)
+    await store.start()
+    try:
+        job = await claim(store, worker="w1") if await add(store) else None
+        assert job is not None
+        after, events = progress(job, 3)
+        async with store.engine.begin() as conn:  # a stray row where the batch's last event goes
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO jobstream_events (job_id, owner, seq, type, data, cursor, pos) "
+                    "VALUES (:j, :o, :s, 'log', '{}', 0, NULL)"
+                ),
+                {"j": job.id, "o": job.owner, "s": events[-1].seq},
+            )
+        with pytest.raises(Exception, match="duplicate key"):
+            await store.append_many([Append(after, events, "w1")])
+        stored = await store.get(job.id)
+        assert stored is not None and stored.seq == job.seq  # not moved on without its events
+    finally:
+        await store.close()
+
+
+# --- step history (the ETA's memory of earlier runs) ------------------------------------
+
+
+async def test_step_history_is_kept_per_kind_and_bucket_newest_first(store: JobStore) -> None:
+    assert await store.step_history("pdf", "pages:16") == []
+    await store.record_steps("pdf", "pages:16", [1.5, 2.0, 0.25])
+    await store.record_steps("pdf", "pages:16", [1.0, 3.0, 0.5])
+    await store.record_steps("pdf", "pages:512", [9.0])
+    await store.record_steps("video", "pages:16", [4.0])
+
+    assert await store.step_history("pdf", "pages:16") == [[1.0, 3.0, 0.5], [1.5, 2.0, 0.25]]
+    assert await store.step_history("pdf", "pages:16", limit=1) == [[1.0, 3.0, 0.5]]
+    assert await store.step_history("pdf", "pages:512") == [[9.0]]
+    assert await store.step_history("video", "pages:16") == [[4.0]]
+    assert await store.step_history("video", "") == []
+
+
+async def test_step_history_is_bounded_to_the_newest_runs(store: JobStore) -> None:
+    store.max_step_runs = 3
+    for run in range(7):
+        await store.record_steps("task", "", [float(run), 1.0])
+    await store.record_steps("other", "", [42.0])
+
+    assert await store.step_history("task", "", limit=10) == [
+        [6.0, 1.0],
+        [5.0, 1.0],
+        [4.0, 1.0],
+    ]
+    assert await store.step_history("other", "") == [[42.0]]
+    if isinstance(store, SQLStore):  # the rows are gone, not only hidden
+        from jobstream.store.sql import step_runs_table
+
+        async with store.engine.connect() as conn:
+            count = await conn.execute(
+                sa.select(sa.func.count()).where(step_runs_table.c.kind == "task")
+            )
+            assert count.scalar_one() == 3

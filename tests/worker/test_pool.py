@@ -151,3 +151,36 @@ async def test_unknown_params_are_refused_before_anything_is_stored() -> None:
             await h.submit("count", {"n": "many"})
         assert caught.value.errors[0]["loc"] == ["body", "params", "n"]
         assert (await h.store.list_jobs(owner=None)).items == []
+
+
+async def test_a_second_run_has_an_eta_from_its_first_event_learned_from_the_first() -> None:
+    reg = Registry()
+
+    class Pages(BaseModel):
+        pages: int = 1
+
+    @reg.register("steps", params=Pages, eta_bucket=lambda p: f"pages:{p.pages}")
+    async def steps(ctx: JobContext, params: Pages) -> None:
+        for step in range(1, 4):
+            ctx.progress(step=step, total_steps=3, step_name=f"s{step}")
+            await ctx.sleep(0.05 * params.pages)
+
+    def first_eta(h: JobHarness, job_id: str) -> float | None:
+        progress = [e for e in h.events_of(job_id) if e.type is EventType.PROGRESS]
+        return progress[0].data["eta_seconds"]
+
+    async with JobHarness(reg) as h:
+        first = await h.submit("steps", {"pages": 2})
+        await h.run_until_idle()
+        assert first_eta(h, first.id) is None  # nothing learned yet
+        history = await h.store.step_history("steps", "pages:2")
+        assert len(history) == 1 and len(history[0]) == 3
+        assert all(0.08 <= d <= 0.5 for d in history[0])
+
+        second = await h.submit("steps", {"pages": 2})
+        other_bucket = await h.submit("steps", {"pages": 1})
+        await h.run_until_idle()
+        learned = first_eta(h, second.id)
+        assert learned is not None and 0.25 <= learned <= 1.5  # ~3 steps of 0.1 s
+        assert first_eta(h, other_bucket.id) is None  # another bucket learned nothing
+        assert len(await h.store.step_history("steps", "pages:2")) == 2

@@ -58,8 +58,8 @@ export function App() {
             {signIn.session?.auth === 'jwt' ? (
               <>
                 <span className="topbar__user" data-testid="session-user" title={`Signed in as ${signIn.session.sub}`}>
-                  <span className="visually-hidden">Signed in as </span>
-                  {signIn.session.sub}
+                  <span className="topbar__as">Signed in as </span>
+                  <strong>{signIn.session.sub}</strong>
                 </span>
                 <button
                   type="button"
@@ -70,6 +70,10 @@ export function App() {
                   Sign out
                 </button>
               </>
+            ) : signIn.session?.auth === 'none' ? (
+              <span className="topbar__user muted" data-testid="session-none" title="The server runs without sign-in (auth none)">
+                No sign-in (local)
+              </span>
             ) : null}
           </nav>
         </div>

@@ -63,3 +63,46 @@ const KIND_LABELS: Record<string, string> = { pdf: 'PDF' };
 export function kindLabel(kind: string): string {
   return KIND_LABELS[kind] ?? humanize(kind);
 }
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' && value.trim() ? value.trim() : null;
+}
+
+/** The last part of a path or URL: `talk.mp3` for `https://example.com/a/talk.mp3?x=1`. */
+function fileName(value: string): string {
+  const path = value.split(/[?#]/, 1)[0] ?? value;
+  const last = path.replace(/\/+$/, '').split('/').pop();
+  return last && last.length > 0 ? last : value;
+}
+
+/** What a job is, in a few words from its params: the prompt, the name, the file; `null` when
+ * the params say nothing a person would recognise it by. */
+export function jobSummary(job: { kind: string; params: Record<string, unknown> | null }): string | null {
+  const params = job.params ?? {};
+  const prompt = text(params.prompt) ?? text(params.title) ?? text(params.name);
+  if (prompt) {
+    const kind = text(params.media_type);
+    return kind && job.kind === 'media' ? `${prompt} (${kind})` : prompt;
+  }
+  const file = text(params.file) ?? text(params.filename) ?? text(params.source_url) ?? text(params.url);
+  if (file) return fileName(file);
+  if (typeof params.pages === 'number') return `${params.pages} ${params.pages === 1 ? 'page' : 'pages'}`;
+  if (job.kind === 'pdf') return '12 pages';
+  if (job.kind === 'task') return 'sample recording';
+  return null;
+}
+
+/** A condition a job's status alone does not show: its worker went quiet (`stalled`), or it was
+ * sent back to the queue after it had started (`requeued`). */
+export type JobCondition = 'stalled' | 'requeued' | null;
+
+export function jobCondition(job: { status: string; state: string | null; started_at: string | null }): JobCondition {
+  if (job.status === 'running' && job.state === 'stalled') return 'stalled';
+  if (job.status === 'queued' && job.started_at) return 'requeued';
+  return null;
+}
+
+export const CONDITION_LABELS: Record<'stalled' | 'requeued', string> = {
+  stalled: 'Stalled',
+  requeued: 'Re-queued',
+};

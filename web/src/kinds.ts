@@ -84,6 +84,14 @@ export interface FieldSpec {
   minLength?: number;
   maxLength?: number;
   format?: string;
+  /** For demos and tests (`fail_at_step`): shown under the form's "Advanced" disclosure. */
+  advanced: boolean;
+}
+
+/** Fields a person trying a kind does not need: the schema marks them (`"advanced": true`, from
+ * the params model's `json_schema_extra`), and `fail_at_step` always is one. */
+function isAdvanced(name: string, schema: JsonSchema): boolean {
+  return (schema as { advanced?: unknown }).advanced === true || name === 'fail_at_step';
 }
 
 function resolveRef(schema: JsonSchema, root: JsonSchema): JsonSchema {
@@ -171,6 +179,7 @@ export function fieldsFor(kind: JobKind): FieldSpec[] {
       label: fieldLabel(name, schema.title),
       kind: fieldKind,
       required: required.has(name),
+      advanced: isAdvanced(name, schema) && !required.has(name),
     };
     if (schema.description) spec.description = schema.description;
     if (options) spec.options = options;

@@ -12,6 +12,8 @@ import { JobsWatch, type WatchJobsOptions } from './jobs-watch.js';
 import { API_PREFIX, jobPath } from './paths.js';
 import type {
   EventSourceConstructor,
+  EventsPage,
+  EventsPageOptions,
   FetchLike,
   GetJobOptions,
   Job,
@@ -213,6 +215,16 @@ export class JobStreamClient implements WatchClient {
     if (response.status === 304) return { job: null, etag };
     const job = (await response.json()) as Job;
     return { job, etag: response.headers.get('etag') };
+  }
+
+  /** `GET /api/v1/jobs/{id}/events` as JSON: the job's events after `afterSeq` (long-polled
+   * with `wait`), the same envelopes as its SSE stream; what the polling transport reads. */
+  events(id: string, options: EventsPageOptions = {}): Promise<EventsPage> {
+    const { afterSeq, wait, ...rest } = options;
+    return this.json<EventsPage>('GET', `${jobPath(id)}/events`, {
+      ...rest,
+      query: { after_seq: afterSeq, wait },
+    });
   }
 
   /** `GET /api/v1/jobs`: the caller's jobs, newest first. */

@@ -39,6 +39,8 @@ export type {
   JobKind,
   JobLinks,
   JobPage,
+  EventsPage,
+  EventsPageOptions,
   JobSnapshotMessage,
   JobStatus,
   JobsSnapshotMessage,

@@ -29,6 +29,7 @@ import {
   isTerminalEvent,
   isTerminalStatus,
   type ConnectionState,
+  type EventsPage,
   type Job,
   type JobEvent,
   type LogEntry,
@@ -80,6 +81,8 @@ export class JobWatch extends StateStore<JobWatchState> {
   private readonly runner: StreamRunner;
   private readonly handlers: JobWatchHandlers;
   private readonly replay: boolean;
+  /** The server has no events page: polling reads snapshots. */
+  private snapshotsOnly = false;
   /** Highest envelope seq handed to `onEvent`; the resume point. */
   private delivered: number;
   private finishedNotified = false;
@@ -299,7 +302,9 @@ export class JobWatch extends StateStore<JobWatchState> {
     if (isJobEvent(value)) this.handleEvent(value);
   }
 
-  private async poll(ctx: TransportContext, config: WatchConfig): Promise<void> {
+  /** Polling a server without the events page: the job's snapshot, long-polled (no log lines
+   * arrive this way). */
+  private async pollSnapshots(ctx: TransportContext, config: WatchConfig): Promise<void> {
     let etag: string | null = null;
     let opened = false;
     while (!ctx.signal.aborted && !this.isDone()) {
@@ -331,6 +336,55 @@ export class JobWatch extends StateStore<JobWatchState> {
       if (elapsed < config.pollInterval) await sleep(config.pollInterval - elapsed, ctx.signal);
     }
   }
+
+  /** Polling without loss: pages of the job's events after the last seq delivered (the same
+   * envelopes as SSE, so a polling watch has the whole log too), each long-polled. */
+  private async poll(ctx: TransportContext, config: WatchConfig): Promise<void> {
+    if (this.snapshotsOnly) return this.pollSnapshots(ctx, config);
+    let opened = false;
+    while (!ctx.signal.aborted && !this.isDone()) {
+      const startedAt = Date.now();
+      const requestAbort = new AbortController();
+      const forward = (): void => requestAbort.abort();
+      ctx.signal.addEventListener('abort', forward, { once: true });
+      const timer = setTimeout(forward, (config.longPollSeconds + 15) * 1000);
+      let page: EventsPage;
+      try {
+        const known = this.getState().job;
+        try {
+          page = await this.client.events(this.id, {
+            signal: requestAbort.signal,
+            wait: config.longPollSeconds,
+            afterSeq: known === null && !this.replay ? undefined : this.delivered,
+          });
+        } catch (error) {
+          // A server without the page (older, or a proxy that keeps only the stream's route):
+          // poll the job's snapshot instead, as before.
+          if (known !== null && isJobStreamError(error) && (error.status === 404 || error.code === 'protocol')) {
+            this.snapshotsOnly = true;
+            return this.pollSnapshots(ctx, config);
+          }
+          throw error;
+        }
+        if (!opened) {
+          opened = true;
+          ctx.onOpen();
+        }
+        ctx.onActivity();
+        for (const envelope of page.events) ctx.onMessage({ event: envelope.type, data: '', value: envelope });
+      } finally {
+        clearTimeout(timer);
+        ctx.signal.removeEventListener('abort', forward);
+      }
+      if (this.isDone() || page.done) return;
+      const elapsed = Date.now() - startedAt;
+      if (elapsed < config.pollInterval) await sleep(config.pollInterval - elapsed, ctx.signal);
+    }
+  }
+}
+
+function isJobStreamError(error: unknown): error is JobStreamError {
+  return error instanceof Error && error.name === 'JobStreamError';
 }
 
 function sameSnapshot(a: Job, b: Job): boolean {

@@ -60,6 +60,9 @@ export interface StatusChangeData {
   /** Present on a job's first event (old_status null). */
   kind?: string;
   created_at?: string;
+  /** The job's params, also on its first event (so a job first seen on the all-jobs stream
+   * says what it is). */
+  params?: Record<string, unknown>;
   /** Why the status moved, when the server says (e.g. a job re-queued after its worker died). */
   reason?: string | null;
   [key: string]: unknown;
@@ -157,6 +160,22 @@ export interface LogEntry {
 export interface JobPage {
   items: Job[];
   next_cursor: string | null;
+}
+
+/** `GET /api/v1/jobs/{id}/events` with `Accept: application/json`: the envelopes the SSE stream
+ * sends after `after_seq` (a lone `snapshot` without it, or when the log no longer keeps them),
+ * the `after_seq` of the next request, and whether the page reaches the job's terminal event. */
+export interface EventsPage {
+  events: (JobEvent | JobSnapshotMessage)[];
+  next_seq: number;
+  done: boolean;
+}
+
+export interface EventsPageOptions extends RequestOptions {
+  /** The events after this seq (none given: the job's snapshot). */
+  afterSeq?: number;
+  /** Long-poll: wait up to this many seconds for an event after `afterSeq`. */
+  wait?: number;
 }
 
 /** One entry of `GET /api/v1/kinds`. */

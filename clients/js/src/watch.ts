@@ -23,6 +23,8 @@ import { runWebSocket } from './transports/websocket.js';
 import type {
   ConnectionState,
   EventSourceConstructor,
+  EventsPage,
+  EventsPageOptions,
   FetchLike,
   GetJobOptions,
   Job,
@@ -50,6 +52,7 @@ export interface WatchClient {
   reportError(error: JobStreamError): JobStreamError;
   get(id: string, options?: GetJobOptions): Promise<Job>;
   getIfChanged(id: string, etag: string | null, options?: GetJobOptions): Promise<{ job: Job | null; etag: string | null }>;
+  events(id: string, options?: EventsPageOptions): Promise<EventsPage>;
   list(options?: ListJobsOptions): Promise<JobPage>;
   cancel(id: string, options?: RequestOptions): Promise<Job>;
 }

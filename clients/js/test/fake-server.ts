@@ -59,6 +59,8 @@ export class FakeJobServer {
   down = false;
   /** Answer 404 on every stream route (a server without SSE). */
   noStreams = false;
+  /** Answer 404 to the JSON page of events (a server older than it: snapshots only). */
+  noEventsPage = false;
   /** Split every written chunk at random points (including inside multi-byte characters). */
   splitChunks: (() => number) | null = null;
   private cursor = 0;
@@ -212,6 +214,10 @@ export class FakeJobServer {
     }
     if ((match = path.match(/^\/api\/v1\/jobs\/([^/]+)\/events$/)) && method === 'GET') {
       if (this.noStreams) return json(404, { detail: 'Not Found' });
+      const accept = headers['accept'] ?? '';
+      if (accept.includes('application/json') && !accept.includes('text/event-stream')) {
+        return this.eventsPage(decodeURIComponent(match[1] as string), url, signal);
+      }
       return this.streamJob(decodeURIComponent(match[1] as string), url, headers, signal);
     }
     if ((match = path.match(/^\/api\/v1\/jobs\/([^/]+)\/cancel$/)) && method === 'POST') {
@@ -234,6 +240,25 @@ export class FakeJobServer {
       return json(200, job, { etag });
     }
     return json(404, { detail: 'Not Found' });
+  }
+
+  /** `GET /api/v1/jobs/{id}/events` as JSON: `{events, next_seq, done}`, long-polled. */
+  private async eventsPage(id: string, url: URL, signal: AbortSignal | undefined): Promise<Response> {
+    if (this.noEventsPage) return json(404, { detail: 'Not Found' });
+    if (!this.jobs.has(id)) return json(404, { detail: 'Job not found' });
+    const finished = (): boolean => ['completed', 'failed', 'cancelled'].includes((this.jobs.get(id) as Job).status);
+    const raw = url.searchParams.get('after_seq');
+    if (raw === null) {
+      const job = this.jobs.get(id) as Job;
+      return json(200, { events: [this.snapshotEnvelope(job)], next_seq: job.seq, done: finished() });
+    }
+    const after = Number(raw);
+    const wait = Number(url.searchParams.get('wait') ?? 0);
+    if (wait > 0 && !finished()) await this.waitFor(() => (this.jobs.get(id) as Job).seq > after, wait * 1000, signal);
+    const job = this.jobs.get(id) as Job;
+    const events = (this.logs.get(id) ?? []).map((entry) => entry.event).filter((event) => event.seq > after);
+    const next = events.length ? (events[events.length - 1] as JobEvent).seq : after;
+    return json(200, { events, next_seq: next, done: finished() && next >= job.seq });
   }
 
   private waitFor(condition: () => boolean, ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -48,10 +48,45 @@ describe('transport fallback', () => {
     expect(server.sseConnections).toHaveLength(1);
     expect(transports).toContain('sse');
     expect(transports).toContain('poll');
-    // Long-polls carried the resume point.
-    const polls = server.requests.filter((request) => request.url.startsWith('/api/v1/jobs/p1?'));
+    // Long-polls of the events page carried the resume point.
+    const polls = server.requests.filter(
+      (request) => request.url.startsWith('/api/v1/jobs/p1/events?') && request.headers['accept'] === 'application/json',
+    );
     expect(polls.length).toBeGreaterThan(0);
-    expect(polls.every((request) => /wait=1&after_seq=\d+/.test(request.url))).toBe(true);
+    expect(polls.every((request) => /after_seq=\d+&wait=1/.test(request.url))).toBe(true);
+  });
+
+  it('delivers every event and log line on polling, as a stream would', async () => {
+    const server = new FakeJobServer();
+    server.createJob('pl');
+    server.runSteps('pl', 2);
+    server.plans = [{ silent: true }];
+    const events: JobEvent[] = [];
+    const logs: string[] = [];
+    const watch = makeClient(server).watchJob('pl', {
+      onEvent: (event) => events.push(event),
+      onLog: (entry) => logs.push(entry.message),
+    });
+    await until(() => watch.transport === 'poll');
+    void finishLater(server, 'pl', 2);
+    const job = await watch.finished();
+    expect(job.status).toBe('completed');
+    const seqs = events.map((event) => event.seq);
+    expect(seqs).toEqual(Array.from({ length: job.seq }, (_, i) => i + 1));
+    expect(logs.length).toBe(4);
+    expect(watch.getState().logs.map((entry) => entry.message)).toEqual(logs);
+  });
+
+  it('polls snapshots on a server without the events page', async () => {
+    const server = new FakeJobServer();
+    server.createJob('po');
+    server.plans = [{ silent: true }];
+    server.noEventsPage = true;
+    const watch = makeClient(server).watchJob('po');
+    await until(() => watch.transport === 'poll');
+    void finishLater(server, 'po', 1);
+    expect((await watch.finished()).status).toBe('completed');
+    expect(server.requests.some((request) => /^\/api\/v1\/jobs\/po\?wait=1/.test(request.url))).toBe(true);
   });
 
   it('falls back when a proxy hands over the events only at the end of the stream', async () => {
@@ -64,7 +99,7 @@ describe('transport fallback', () => {
     void finishLater(server, 'p2', 2);
     const job = await watch.finished();
     expect(job.status).toBe('completed');
-    // Polling sees snapshots, not events; whatever events did arrive were not repeated.
+    // Whatever events arrived, by the stream or by polling, none was repeated.
     expect(new Set(events.map((event) => event.seq)).size).toBe(events.length);
   });
 

@@ -27,7 +27,7 @@ from typing import Any
 from jobstream.jobs._common import check_speed
 from jobstream.jobs.character import CharacterParams, run_character
 from jobstream.jobs.media import MediaParams, run_media
-from jobstream.jobs.pdf import PdfParams, run_pdf
+from jobstream.jobs.pdf import PdfParams, pages_bucket, run_pdf
 from jobstream.jobs.task import TaskParams, run_task
 from jobstream.jobs.video import VideoParams, run_video
 from jobstream.worker.context import JobContext
@@ -47,7 +47,7 @@ def register_demo_kinds(registry: Registry, *, speed: float = 1.0) -> None:
         """Generate a short video from a prompt: 8 steps, a real MP4 (seeds 000/002)."""
         return await run_video(ctx, params, speed=speed)
 
-    @registry.register("pdf", params=PdfParams, on_interrupt="requeue")
+    @registry.register("pdf", params=PdfParams, on_interrupt="requeue", eta_bucket=pages_bucket)
     async def pdf(ctx: JobContext, params: PdfParams) -> dict[str, Any]:
         """Run a 12-step document pipeline producing a real PDF of `pages` pages (seed 004)."""
         return await run_pdf(ctx, params, speed=speed)

@@ -6,11 +6,15 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from jobstream.worker.context import JobContext
 
 T = TypeVar("T")
+
+ADVANCED: dict[str, Any] = {"advanced": True}
+"""``json_schema_extra`` of a param for demos and tests (``fail_at_step``): the web UI's form
+shows it under its "Advanced" disclosure."""
 
 
 def check_speed(speed: float) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jobstream.jobs._common import Pace
+from jobstream.jobs._common import ADVANCED, Pace
 from jobstream.worker.context import JobContext, JobFailed
 
 STEP_SECONDS = 1.25
@@ -42,6 +42,7 @@ class CharacterParams(BaseModel):
         ge=1,
         le=TOTAL_STEPS,
         description=f"For demos and tests: fail the job at this step (1-{TOTAL_STEPS}).",
+        json_schema_extra=ADVANCED,
     )
 
     @field_validator("name")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jobstream.jobs._common import Pace
+from jobstream.jobs._common import ADVANCED, Pace
 from jobstream.jobs.media_files import write_mp4, write_png, write_wav
 from jobstream.worker.context import JobContext, JobFailed
 
@@ -54,6 +54,7 @@ class MediaParams(BaseModel):
         ge=1,
         le=TOTAL_STEPS,
         description=f"For demos and tests: fail the job at this step (1-{TOTAL_STEPS}).",
+        json_schema_extra=ADVANCED,
     )
 
     @field_validator("name")

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobstream.jobs._common import Pace
+from jobstream.jobs._common import ADVANCED, Pace
 from jobstream.jobs.media_files import write_pdf
 from jobstream.worker.context import JobContext, JobFailed
 
@@ -60,7 +60,14 @@ class PdfParams(BaseModel):
         ge=1,
         le=TOTAL_STEPS,
         description='Fail the pipeline at this step (1-12) with "Pipeline error: …".',
+        json_schema_extra=ADVANCED,
     )
+
+
+def pages_bucket(params: PdfParams) -> str:
+    """The ETA bucket of a ``pdf`` run: its page count rounded up to a power of two
+    (``pages:16`` for 9-16 pages), since the assembly step's work grows with the pages."""
+    return f"pages:{1 << max(params.pages - 1, 0).bit_length()}"
 
 
 async def run_pdf(ctx: JobContext, params: PdfParams, *, speed: float = 1.0) -> dict[str, Any]:
@@ -86,4 +93,4 @@ async def run_pdf(ctx: JobContext, params: PdfParams, *, speed: float = 1.0) -> 
     }
 
 
-__all__ = ["PDF_STEPS", "TOTAL_STEPS", "PdfParams", "run_pdf"]
+__all__ = ["PDF_STEPS", "TOTAL_STEPS", "PdfParams", "pages_bucket", "run_pdf"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobstream.jobs._common import Pace
+from jobstream.jobs._common import ADVANCED, Pace
 from jobstream.worker.context import JobContext, JobFailed
 
 TOTAL_STEPS = 3
@@ -93,6 +93,7 @@ class TaskParams(BaseModel):
             "For demos and tests: fail halfway through this state "
             "(1 downloading, 2 transcribing, 3 finalizing)."
         ),
+        json_schema_extra=ADVANCED,
     )
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jobstream.jobs._common import Pace
+from jobstream.jobs._common import ADVANCED, Pace
 from jobstream.jobs.media_files import write_mp4
 from jobstream.worker.context import JobContext, JobFailed
 
@@ -27,6 +27,8 @@ VIDEO_SIZE = (320, 180)
 TOTAL_STEPS = 8
 """Seed 002 numbers the processing steps 1..8; its stream's step 9 is "Video ready!"."""
 
+VideoModel = Literal["sora-2", "sora-2-pro"]
+"""The models a video job can (pretend to) call: a fixed set, so the UI offers a choice."""
 _MODEL_LABELS = {"sora-2": "Sora 2", "sora-2-pro": "Sora 2 Pro"}
 
 
@@ -40,10 +42,8 @@ class VideoParams(BaseModel):
         max_length=2000,
         description="What the video shows; drawn on its frames.",
     )
-    model: str = Field(
+    model: VideoModel = Field(
         default="sora-2",
-        min_length=1,
-        max_length=64,
         description="The generation model to (pretend to) call.",
     )
     reference_image_url: str | None = Field(
@@ -62,6 +62,7 @@ class VideoParams(BaseModel):
         ge=1,
         le=TOTAL_STEPS,
         description="For demos and tests: fail the job at this step (1-8).",
+        json_schema_extra=ADVANCED,
     )
 
     @field_validator("prompt")

@@ -40,7 +40,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobstream import codec
-from jobstream.jobs.video import TOTAL_STEPS
+from jobstream.jobs.video import TOTAL_STEPS, VideoModel
 from jobstream.models import Event, EventType, Job, JobStatus, isoformat
 from jobstream.server.auth import Forbidden
 from jobstream.server.deps import RuntimeDep, StreamUserDep, UserDep
@@ -71,9 +71,7 @@ class GenerateVideo(BaseModel):
     prompt: str = Field(
         min_length=10, max_length=2000, description="What the video shows (at least 10 characters)."
     )
-    model: str = Field(
-        default="sora-2", min_length=1, max_length=64, description='The model, e.g. "sora-2".'
-    )
+    model: VideoModel = Field(default="sora-2", description='The model: "sora-2" or "sora-2-pro".')
     reference_image_url: str | None = Field(
         default=None, max_length=2048, description="The reference image the video follows."
     )

@@ -19,6 +19,7 @@ from jobstream.server.metrics import Metrics
 from jobstream.service import InvalidParams, JobConflict, JobNotFound, RateLimited
 from jobstream.store.base import InsufficientCredits
 from jobstream.streams.lifecycle import StreamLimit
+from jobstream.worker.external import LeaseLost
 
 log = logging.getLogger("jobstream.server")
 
@@ -93,6 +94,13 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         log.warning("the store did not answer %s %s: %s", request.method, request.url.path, exc)
         return counted(503, "the job store is not answering; retry shortly", {"Retry-After": "2"})
 
+    async def on_lease_lost(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LeaseLost)
+        metrics.errors.labels(code="409").inc()
+        return JSONResponse(
+            {"detail": str(exc), "job_status": exc.job_status.value}, status_code=409
+        )
+
     async def on_bug(request: Request, exc: Exception) -> Response:
         # Starlette re-raises after this answer, and the server logs the traceback.
         return counted(500, "internal server error: the server's log has the details")
@@ -101,6 +109,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(Forbidden, plain(403))
     app.add_exception_handler(JobNotFound, plain(404))
     app.add_exception_handler(JobConflict, plain(409))
+    app.add_exception_handler(LeaseLost, on_lease_lost)
     app.add_exception_handler(InsufficientCredits, plain(402))
     app.add_exception_handler(BadRequest, plain(400))
     app.add_exception_handler(InvalidParams, on_invalid)

@@ -11,7 +11,7 @@ app runs it from its lifespan with ``jobstream.lifespan(progress_app)``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from jobstream.settings import Settings
 from jobstream.store import JobStore, create_store
 from jobstream.store.memory import MemoryStore
 from jobstream.streams.lifecycle import StreamHub
+from jobstream.worker.external import ExternalWorkers
 from jobstream.worker.leases import LeaseWatcher
 from jobstream.worker.observer import Observers
 from jobstream.worker.pool import WorkerPool
@@ -52,6 +53,8 @@ class Runtime:
     watcher: LeaseWatcher | None
     """Stall notices and recovery of expired leases, when there is no pool (which has its own)."""
     gc_pauses: PauseMetric
+    external: ExternalWorkers
+    """Claims and reports of the workers outside jobstream that run the external kinds."""
     limits: Limits = field(default_factory=MemoryLimits)
     """Stream tickets, submit rate and stream caps: shared through Redis with a Redis bus."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -67,6 +70,7 @@ class Runtime:
             try:
                 await self.limits.start()
                 await self.hub.start()
+                self.external.start()
                 if self.pool is not None:
                     await self.pool.start()
                 if self.watcher is not None:
@@ -79,11 +83,13 @@ class Runtime:
                 finally:
                     self.started = False
                     self.gc_pauses.close()
+                    self.external.close_claims()
                     await self.hub.shutdown()
                     if self.watcher is not None:
                         await self.watcher.stop()
                     if self.pool is not None:
                         await self.pool.stop()
+                    await self.external.stop()
             finally:
                 await self.limits.close()
                 await self.bus.close()
@@ -101,6 +107,7 @@ def build_runtime(
     """The parts, made from ``settings`` (an instance or URL given here wins), not started."""
     if registry is None:
         registry = default_registry(settings)
+    declare_external_kinds(registry, settings.external_kinds)
     store_ = create_store(store if store is not None else settings.resolved_store_url)
     store_.max_events_per_job = settings.max_events_per_job
     store_.initial_credits = settings.initial_credits
@@ -167,6 +174,13 @@ def build_runtime(
         ),
         extras={"celery": dispatcher} if dispatcher is not None else {},
         gc_pauses=PauseMetric(metrics.gc_pauses),
+        external=ExternalWorkers(
+            store=store_,
+            bus=bus_,
+            registry=registry,
+            lease_seconds=settings.lease_seconds,
+            observer=observer,
+        ),
         limits=limits,
     )
 
@@ -179,6 +193,20 @@ def _requeue_to(dispatcher: CeleryDispatcher) -> Callable[[Job, Event], Awaitabl
             await dispatcher.requeued(job)
 
     return requeued
+
+
+def declare_external_kinds(registry: Registry, names: Iterable[str]) -> None:
+    """Add each of ``names`` (``JOBSTREAM_EXTERNAL_KINDS``) to ``registry`` as an external kind,
+    unless it is one already; a kind registered with a handler here cannot also be external."""
+    for name in names:
+        if registry.is_external(name):
+            continue
+        if name in registry:
+            raise ValueError(
+                f"JOBSTREAM_EXTERNAL_KINDS names {name!r}, a kind that runs inside jobstream; "
+                "an external kind has no handler here"
+            )
+        registry.add_external(name)
 
 
 def default_registry(settings: Settings) -> Registry:
@@ -205,4 +233,10 @@ def load_registrar(path: str) -> Callable[[Registry], Any]:
     return registrar  # type: ignore[no-any-return]
 
 
-__all__ = ["Runtime", "build_runtime", "default_registry", "load_registrar"]
+__all__ = [
+    "Runtime",
+    "build_runtime",
+    "declare_external_kinds",
+    "default_registry",
+    "load_registrar",
+]

@@ -2,7 +2,8 @@
 
 uvicorn waits for open connections to finish before it runs the app's lifespan shutdown, and a
 stream never finishes by itself, so on SIGTERM/SIGINT this server first closes every stream
-through the stream hub (each gets its transport's clean close), then lets uvicorn stop.
+through the stream hub (each gets its transport's clean close) and answers the external
+workers' waiting claims (204), then lets uvicorn stop.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         loop = self._loop
         if loop is not None and not self.should_exit:
-            hub = self._app.state.jobstream.hub
-            loop.call_soon_threadsafe(lambda: loop.create_task(hub.shutdown()))
+            runtime = self._app.state.jobstream
+            loop.call_soon_threadsafe(runtime.external.close_claims)
+            loop.call_soon_threadsafe(lambda: loop.create_task(runtime.hub.shutdown()))
         super().handle_exit(sig, frame)
 
 

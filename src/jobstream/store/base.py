@@ -36,6 +36,11 @@ seen is never reused.
 Each job's log is bounded: past ``max_events_per_job``, the oldest progress and log events are
 trimmed; status changes and the terminal event are always kept. ``events_after`` says when the
 events a reader asked for are gone (it answers ``None``), and the reader then takes a snapshot.
+
+Step history (for the ETA, ``jobstream.eta``): ``record_steps`` keeps each completed run's step
+durations under its kind and a parameter bucket (the kind's ``eta_bucket``, e.g. ``pages:16``),
+bounded to the newest ``max_step_runs`` runs of each pair; ``step_history`` reads them back,
+newest first, when a new run of that kind starts.
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ EventFactory = Callable[[Job], Event]
 
 class JobStore(abc.ABC):
     max_events_per_job: int = 1000
+    max_step_runs: int = 20
+    """Runs of each (kind, bucket) whose step durations ``record_steps`` keeps."""
     initial_credits: int = 1000
     """The balance an owner's account starts with (``JOBSTREAM_INITIAL_CREDITS``)."""
 
@@ -199,9 +206,16 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def renew_leases(
-        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+        self,
+        job_ids: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        unexpired_at: int | None = None,
     ) -> Renewal:
-        """Extend the leases this worker still holds (and clear their stall notices)."""
+        """Extend the leases this worker still holds (and clear their stall notices); with
+        ``unexpired_at`` (microseconds since the epoch), a lease that ended before it is not
+        renewed and counts as lost (an external worker's late report: its job is recovered)."""
 
     @abc.abstractmethod
     async def announce_stalls(
@@ -252,3 +266,13 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
         """How many jobs there are of each ``(kind, status)`` (pairs with none are left out)."""
+
+    @abc.abstractmethod
+    async def record_steps(self, kind: str, bucket: str, durations: Sequence[float]) -> None:
+        """Keep one completed run's step durations (seconds, in step order) for ``kind`` and
+        ``bucket``; only the newest ``max_step_runs`` runs of each pair stay."""
+
+    @abc.abstractmethod
+    async def step_history(self, kind: str, bucket: str, limit: int = 20) -> list[list[float]]:
+        """The step durations recorded for ``kind`` and ``bucket``, newest run first, at most
+        ``limit`` runs (``[]`` when none)."""

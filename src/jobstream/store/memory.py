@@ -58,6 +58,7 @@ class MemoryStore(JobStore):
         self._credits: dict[str, int] = {}
         self._pos = 0
         self._stalled: set[str] = set()
+        self._steps: dict[tuple[str, str], list[list[float]]] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -212,13 +213,19 @@ class MemoryStore(JobStore):
             return claimed
 
     async def renew_leases(
-        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+        self,
+        job_ids: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        unexpired_at: int | None = None,
     ) -> Renewal:
         lost, unstalled, cancelled = set(), set(), set()
         until = monotonic_us() + int(lease_seconds * 1e6)
         for job_id in job_ids:
             held = self._leases.get(job_id)
-            if held is None or held[0] != worker_id:
+            expired = held is not None and unexpired_at is not None and held[1] < unexpired_at
+            if held is None or held[0] != worker_id or expired:
                 lost.add(job_id)
             else:
                 self._leases[job_id] = (worker_id, until)
@@ -317,3 +324,11 @@ class MemoryStore(JobStore):
 
     async def count_by_status(self) -> dict[tuple[str, JobStatus], int]:
         return dict(Counter((job.kind, job.status) for job in self._jobs.values()))
+
+    async def record_steps(self, kind: str, bucket: str, durations: Sequence[float]) -> None:
+        runs = self._steps.setdefault((kind, bucket), [])
+        runs.insert(0, [float(d) for d in durations])
+        del runs[self.max_step_runs :]
+
+    async def step_history(self, kind: str, bucket: str, limit: int = 20) -> list[list[float]]:
+        return [list(run) for run in self._steps.get((kind, bucket), [])[:limit]]

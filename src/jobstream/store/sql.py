@@ -14,6 +14,10 @@ Credits live in ``jobstream_accounts`` (one row per owner, created at its first 
 insert's transaction: concurrent submits serialise on the account row and a balance cannot go
 negative (a ``CHECK`` constraint says so too). Refunds ride in the terminal event's transaction.
 
+Step durations for the ETA live in ``jobstream_step_runs`` (one row per completed run, the
+oldest rows of a kind and bucket deleted past ``max_step_runs`` in the insert's transaction);
+``create_all`` adds the table to a database made by an earlier version.
+
 Timestamps are stored as microseconds since the epoch (``BigInteger``), JSON through the project
 codec (orjson).
 """
@@ -134,6 +138,23 @@ accounts_table = sa.Table(
     sa.Column("credits", sa.BigInteger, nullable=False),
     sa.CheckConstraint("credits >= 0", name="ck_jobstream_accounts_credits_not_negative"),
 )
+
+step_runs_table = sa.Table(
+    "jobstream_step_runs",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("bucket", sa.String, nullable=False),
+    sa.Column("recorded_us", sa.BigInteger, nullable=False),
+    sa.Column("durations", sa.JSON, nullable=False),
+    sa.Index("ix_jobstream_step_runs_kind_bucket", "kind", "bucket", "id"),
+)
+"""Completed runs' step durations (the ETA's history), newest ``max_step_runs`` per pair."""
 
 _J = jobs_table.c
 _E = events_table.c
@@ -628,9 +649,14 @@ class SQLStore(JobStore):
         if not self._sqlite:
             async with self._write() as conn:
                 raw = await conn.get_raw_connection()
-                return await append_many_postgres(
-                    raw.driver_connection, batches, _job_state_values, self.max_events_per_job
-                )
+                pg: Any = raw.driver_connection
+                # SQLAlchemy begins its transaction lazily, at its first statement: on the raw
+                # connection, nothing has begun yet, and each statement would commit alone (a
+                # job row moved on without its events, after a crash in between).
+                async with pg.transaction():
+                    return await append_many_postgres(
+                        pg, batches, _job_state_values, self.max_events_per_job
+                    )
         return await self._append_many_sqlalchemy(batches)
 
     @property
@@ -745,13 +771,20 @@ class SQLStore(JobStore):
             return await self._apply(conn, _row_to_job(row), make_event, lease)
 
     async def renew_leases(
-        self, job_ids: Collection[str], worker_id: str, lease_seconds: float
+        self,
+        job_ids: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        unexpired_at: int | None = None,
     ) -> Renewal:
         wanted = set(job_ids)
         if not wanted:
             return Renewal(set(), set())
         until = monotonic_us() + int(lease_seconds * 1e6)
         mine = sa.and_(_J.id.in_(sorted(wanted)), _J.lease_owner == worker_id)
+        if unexpired_at is not None:
+            mine = sa.and_(mine, _J.lease_until_us >= unexpired_at)
         async with self._write() as conn:
             stalled = await conn.execute(
                 jobs_table.update()
@@ -916,3 +949,37 @@ class SQLStore(JobStore):
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return {(kind, JobStatus(status)): int(count) for kind, status, count in rows}
+
+    async def record_steps(self, kind: str, bucket: str, durations: Sequence[float]) -> None:
+        runs = step_runs_table.c
+        pair = sa.and_(runs.kind == kind, runs.bucket == bucket)
+        newest = (
+            sa.select(runs.id)
+            .where(pair)
+            .order_by(runs.id.desc())
+            .limit(self.max_step_runs)
+            .subquery("newest")
+        )
+        oldest_kept = sa.select(sa.func.min(newest.c.id)).scalar_subquery()
+        async with self._write() as conn:
+            await conn.execute(
+                step_runs_table.insert().values(
+                    kind=kind,
+                    bucket=bucket,
+                    recorded_us=_to_us(datetime.now(UTC)),
+                    durations=[float(d) for d in durations],
+                )
+            )
+            await conn.execute(step_runs_table.delete().where(pair, runs.id < oldest_kept))
+
+    async def step_history(self, kind: str, bucket: str, limit: int = 20) -> list[list[float]]:
+        runs = step_runs_table.c
+        query = (
+            sa.select(runs.durations)
+            .where(runs.kind == kind, runs.bucket == bucket)
+            .order_by(runs.id.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [[float(d) for d in row[0]] for row in rows]

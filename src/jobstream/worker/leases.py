@@ -160,6 +160,9 @@ class LeaseWatcher:
             return None
         after, event = moved
         await self.bus.publish([event])
+        if after.status is JobStatus.QUEUED and self.registry.is_external(after.kind):
+            # Wake the external workers' claims waiting for this kind, on every instance.
+            await self.bus.publish_control({"type": "queued", "kind": after.kind})
         self.observer.recovered(after, event)
         if self.on_recovered is not None:
             outcome = self.on_recovered(after, event)

@@ -109,12 +109,14 @@ def step_label(current_step: int | None, step_name: str | None) -> str | None:
 class StepClock:
     """Times a running job's steps from the snapshots its reporter makes, for ``step_finished``
     (a step ends when the next one begins, or when the job completes; a step the job failed or
-    was cancelled in did not finish), and passes progress reports on to ``progressed``."""
+    was cancelled in did not finish), and passes progress reports on to ``progressed``.
+    ``durations`` holds each finished step's seconds, in order (the ETA's history)."""
 
-    __slots__ = ("_observer", "_since", "_step")
+    __slots__ = ("_observer", "_since", "_step", "durations")
 
     def __init__(self, job: Job, observer: JobObserver | None) -> None:
         self._observer = observer or NO_OBSERVER
+        self.durations: list[float] = []
         self._step = (job.current_step, job.step_name)
         self._since = time.monotonic()
 
@@ -133,6 +135,7 @@ class StepClock:
         now = time.monotonic()
         name = step_label(*self._step)
         if name is not None:
+            self.durations.append(round(now - self._since, 3))
             self._observer.step_finished(job, name, now - self._since)
         self._since = now
 

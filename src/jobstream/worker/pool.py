@@ -38,6 +38,25 @@ COMPLETED_MESSAGE = "Completed"
 _RESERVED = frozenset({"result", "output_path", "elapsed_seconds", "message"})
 
 
+def completed_data(
+    result: Any, *, output_path: str | None, elapsed_seconds: float
+) -> dict[str, Any]:
+    """A ``completed`` event's data: the result, the download URL, the time it ran, the fields
+    of a dict result, and a message saying it completed (or the result's own ``message``)."""
+    data: dict[str, Any] = {
+        "result": result,
+        "output_path": output_path,
+        "elapsed_seconds": round(elapsed_seconds, 3),
+    }
+    if isinstance(result, dict):
+        data.update({k: v for k, v in result.items() if k not in _RESERVED})
+    # The job's last message says it completed, not the last step's "Finalizing..."; a handler
+    # may give its own as the result's "message".
+    given = result.get("message") if isinstance(result, dict) else None
+    data["message"] = given if isinstance(given, str) and given else COMPLETED_MESSAGE
+    return data
+
+
 @dataclass(slots=True)
 class _Running:
     job_id: str
@@ -45,6 +64,8 @@ class _Running:
     reporter: JobReporter
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
+    bucket: str = ""
+    """The job's ETA bucket (its kind's ``eta_bucket`` of its params)."""
 
 
 class WorkerPool:
@@ -157,7 +178,10 @@ class WorkerPool:
     # -- claiming -----------------------------------------------------------------------------
 
     def _kinds(self) -> list[str]:
-        return self.kinds if self.kinds is not None else self.registry.names()
+        """The kinds this pool claims: never an external one (a worker outside runs those)."""
+        if self.kinds is None:
+            return self.registry.local_names()
+        return [kind for kind in self.kinds if not self.registry.is_external(kind)]
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -220,6 +244,8 @@ class WorkerPool:
                     reporter, EventType.FAILED, {"message": f"invalid params: {exc}"}
                 )
                 return
+            running.bucket = kind.bucket(params)
+            await self._learn(reporter, running.bucket)
             ctx = JobContext(
                 job,
                 params,
@@ -280,20 +306,14 @@ class WorkerPool:
             message = f"{type(error).__name__}: {text}" if text else type(error).__name__
             await self._finish(reporter, EventType.FAILED, {"message": message})
         else:
-            data: dict[str, Any] = {
-                "result": result,
-                "output_path": (
+            data = completed_data(
+                result,
+                output_path=(
                     RESULT_URL.format(id=ctx.job_id) if reporter.job.artifact is not None else None
                 ),
-                "elapsed_seconds": round(time.monotonic() - reporter.started, 3),
-            }
-            if isinstance(result, dict):
-                data.update({k: v for k, v in result.items() if k not in _RESERVED})
-            # The job's last message says it completed, not the last step's "Finalizing...";
-            # a handler may give its own as the result's "message".
-            given = result.get("message") if isinstance(result, dict) else None
-            data["message"] = given if isinstance(given, str) and given else COMPLETED_MESSAGE
-            await self._finish(reporter, EventType.COMPLETED, data)
+                elapsed_seconds=time.monotonic() - reporter.started,
+            )
+            await self._finish(reporter, EventType.COMPLETED, data, running.bucket)
 
     async def attach(self, job_id: str, params: Any = None) -> JobContext | None:
         """Claim ``job_id`` (if queued) for code that runs outside this pool (a plain Celery
@@ -349,8 +369,34 @@ class WorkerPool:
         )
         return event is not None
 
-    async def _finish(self, reporter: JobReporter, type_: EventType, data: dict[str, Any]) -> None:
+    async def _learn(self, reporter: JobReporter, bucket: str) -> None:
+        """Give the job's ETA what earlier runs of its kind and bucket took."""
+        try:
+            history = await self.store.step_history(reporter.job.kind, bucket)
+        except Exception:
+            log.exception("reading the step history of %s failed", reporter.job.kind)
+            return
+        reporter.learn(history)
+
+    async def _remember(self, reporter: JobReporter, bucket: str | None) -> None:
+        """Record a completed run's step durations for the next runs' ETA."""
+        try:
+            await self.store.record_steps(
+                reporter.job.kind, bucket or "", reporter.step_durations()
+            )
+        except Exception:
+            log.exception("recording the step durations of job %s failed", reporter.job.id)
+
+    async def _finish(
+        self,
+        reporter: JobReporter,
+        type_: EventType,
+        data: dict[str, Any],
+        bucket: str | None = None,
+    ) -> None:
         final = await reporter.finish(type_, data)
+        if final is not None and type_ is EventType.COMPLETED:
+            await self._remember(reporter, bucket)
         if final is not None:
             self.observer.finished(reporter.job, final, time.monotonic() - reporter.started)
         if final is not None and self.on_finished is not None:
@@ -451,6 +497,9 @@ class WorkerPool:
         for job_id in renewal.lost:
             running = self._running.get(job_id)
             if running is not None and not running.reporter.finished:
+                log.warning(
+                    "job %s was taken over elsewhere (its lease ran out); stopping it here", job_id
+                )
                 running.cancel_reason = "lost"
                 if running.ctx is not None:
                     running.ctx.request_cancel()

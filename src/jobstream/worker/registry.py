@@ -1,4 +1,10 @@
-"""Job kinds: a name, a handler, the model its params must fit, and what an interruption does."""
+"""Job kinds: a name, a handler, the model its params must fit, and what an interruption does.
+
+An **external** kind (``Registry.add_external``, or ``JOBSTREAM_EXTERNAL_KINDS``) has no handler
+here: its jobs are queued like any other, but only a worker outside jobstream runs them, claiming
+them over HTTP (``POST /api/v1/workers/claim``, ``worker/external.py``). Its params are any JSON
+object; its jobs are re-queued when their worker goes silent.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,16 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AnyParams(BaseModel):
+    """The params of an external kind: any JSON object, kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _external_handler(ctx: JobContext, params: Any) -> Any:
+    raise RuntimeError("an external kind is run by a worker outside jobstream, never here")
+
+
 @dataclass(slots=True, frozen=True)
 class JobKind:
     name: str
@@ -33,6 +49,17 @@ class JobKind:
     cost: int = 0
     """Credits debited from the owner at submit, refunded if the job fails or is cancelled."""
     description: str = ""
+    eta_bucket: Callable[[Any], str] | None = None
+    """The parameter bucket a run's step durations are learned under, from its validated
+    params (``pdf``: its ``pages``, rounded up to a power of two), for a kind whose duration
+    depends on them; ``None``: every run of the kind in one bucket."""
+
+    def bucket(self, params: Any) -> str:
+        """``params``' ETA bucket (``""`` for a kind without ``eta_bucket``)."""
+        return "" if self.eta_bucket is None else self.eta_bucket(params)
+
+    external: bool = False
+    """Run by a worker outside jobstream (over HTTP); the embedded pool never claims it."""
 
     @property
     def is_async(self) -> bool:
@@ -70,6 +97,7 @@ class Registry:
         progress_interval: float = 0.1,
         cost: int = 0,
         description: str = "",
+        eta_bucket: Callable[[Any], str] | None = None,
     ) -> Callable[[H], H]:
         """Decorator: ``@registry.register("video", params=VideoParams)``."""
 
@@ -83,11 +111,27 @@ class Registry:
                     progress_interval=progress_interval,
                     cost=cost,
                     description=description or (inspect.getdoc(handler) or "").split("\n")[0],
+                    eta_bucket=eta_bucket,
                 )
             )
             return handler
 
         return decorate
+
+    def add_external(self, name: str, *, cost: int = 0, description: str = "") -> JobKind:
+        """Declare ``name`` a kind that workers outside jobstream run (its params: any JSON
+        object; re-queued when its worker goes silent)."""
+        return self.add(
+            JobKind(
+                name=name,
+                handler=_external_handler,
+                params=AnyParams,
+                on_interrupt="requeue",
+                cost=cost,
+                description=description or "Run by an external worker over HTTP",
+                external=True,
+            )
+        )
 
     def get(self, name: str) -> JobKind:
         try:
@@ -103,3 +147,14 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._kinds)
+
+    def local_names(self) -> list[str]:
+        """The kinds this process's workers run (every kind but the external ones)."""
+        return sorted(name for name, kind in self._kinds.items() if not kind.external)
+
+    def external_names(self) -> list[str]:
+        return sorted(name for name, kind in self._kinds.items() if kind.external)
+
+    def is_external(self, name: str) -> bool:
+        kind = self._kinds.get(name)
+        return kind is not None and kind.external

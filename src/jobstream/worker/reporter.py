@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from jobstream.bus.base import EventBus
-from jobstream.eta import EtaEstimator
+from jobstream.eta import EtaEstimator, StepProfile
 from jobstream.models import Artifact, Event, EventType, Job, JobStatus
 from jobstream.store.base import Append, JobStore, Rebase
 from jobstream.worker.observer import JobObserver, StepClock
@@ -143,10 +143,17 @@ class JobReporter:
     """The single writer of a running job's events; ``finish`` ends it."""
 
     def __init__(
-        self, job: Job, writer: EventWriter, *, observer: JobObserver | None = None
+        self,
+        job: Job,
+        writer: EventWriter,
+        *,
+        observer: JobObserver | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.job = job
         self._writer = writer
+        self._worker_id = worker_id
+        """The lease holder that fences this job's batches (default: the writer's worker)."""
         self._pending: list[Event] = []
         self._waiters: list[tuple[Event, asyncio.Future[bool]]] = []
         self._rebasing = False
@@ -158,11 +165,23 @@ class JobReporter:
         self.lost = False
         self.started = time.monotonic()
 
+    def learn(self, history: list[list[float]]) -> None:
+        """Earlier runs' step durations (``JobStore.step_history``): the ETA starts from them."""
+        self._eta.learn(StepProfile.from_history(history))
+
+    def step_durations(self) -> list[float]:
+        """How long each step of this run took (one figure, the whole run, for a job that
+        reported no steps): what ``JobStore.record_steps`` keeps once it completed."""
+        return self._steps.durations or [round(time.monotonic() - self.started, 3)]
+
     # -- reports (loop thread, synchronous) ---------------------------------------------------
 
-    def report_progress(self, report: dict[str, Any], immediate: bool = False) -> None:
+    def report_progress(self, report: dict[str, Any], immediate: bool = False) -> Event | None:
+        """A progress event restating the job's whole progress view with ``report`` applied
+        (its ``eta_seconds``, if given, instead of the server's estimate); ``None`` once the
+        job is finished."""
         if self.finished:
-            return
+            return None
         job = self.job
         data: dict[str, Any] = {
             "progress": job.progress,
@@ -174,15 +193,19 @@ class JobReporter:
         }
         data.update({k: v for k, v in report.items() if k in _PROGRESS_FIELDS})
         if "progress" in report:
-            data["eta_seconds"] = self._eta.update(float(report["progress"]))
+            data["eta_seconds"] = self._eta.update(
+                float(report["progress"]), data["current_step"], data["total_steps"]
+            )
         else:
             data["eta_seconds"] = job.eta_seconds
-        self._emit(EventType.PROGRESS, data)
+        if report.get("eta_seconds") is not None:
+            data["eta_seconds"] = report["eta_seconds"]
+        return self._emit(EventType.PROGRESS, data)
 
-    def log(self, level: str, message: str, step: int | None) -> None:
+    def log(self, level: str, message: str, step: int | None) -> Event | None:
         if self.finished:
-            return
-        self._emit(
+            return None
+        return self._emit(
             EventType.LOG,
             {
                 "level": level,
@@ -214,7 +237,7 @@ class JobReporter:
     def take(self) -> Append:
         """Everything pending, with the snapshot after it."""
         events, self._pending = self._pending, []
-        return Append(self.job, events, self._writer.worker_id)
+        return Append(self.job, events, self._worker_id or self._writer.worker_id)
 
     def put_back(self, batch: Append) -> None:
         """The store failed: the batch goes first again (the snapshot is newer, and covers it)."""
@@ -261,12 +284,22 @@ class JobReporter:
         elif self._pending:
             self._writer.mark(self)
 
-    def unstall(self) -> None:
+    def catch_up(self, stored: Job) -> None:
+        """Build on ``stored`` from now on, when it is newer than this reporter's snapshot
+        (others wrote to the job: a report of it on another instance) and nothing of this
+        reporter's is pending or in flight; its ETA history and pre-stall state are kept."""
+        if stored.seq <= self.job.seq or self._pending or self._rebasing:
+            return
+        if any(not future.done() for _, future in self._waiters):
+            return
+        self.job = replace(stored, artifact=self.job.artifact or stored.artifact)
+
+    def unstall(self) -> Event | None:
         """Our lease renewal answered a stall notice: say the job is running again."""
         if self.finished or self.lost:
-            return
+            return None
         previous = self._state_before_stall
-        self.report_progress({"state": previous or self.job.status.value})
+        return self.report_progress({"state": previous or self.job.status.value})
 
     def _settle(self) -> None:
         waiting = []
@@ -280,6 +313,10 @@ class JobReporter:
             else:
                 waiting.append((event, future))
         self._waiters = waiting
+
+    async def written(self, event: Event) -> bool:
+        """Wait until ``event`` is stored and published (``False``: the job was taken over)."""
+        return await self._stored(event)
 
     async def _stored(self, event: Event) -> bool:
         """Wait until ``event`` is stored and published (``False``: the job was taken over)."""

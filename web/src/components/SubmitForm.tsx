@@ -6,7 +6,8 @@ import { DEMO_KINDS, fieldsFor, initialValues, paramsFrom, type FieldSpec } from
 
 type KindsState = { status: 'loading' } | { status: 'ready'; kinds: JobKind[]; fromServer: boolean };
 
-function useKinds(): KindsState {
+/** The kinds the server runs (`GET /api/v1/kinds`; the demo kinds when it does not say). */
+export function useKinds(): KindsState {
   const client = useClient();
   const [state, setState] = useState<KindsState>({ status: 'loading' });
   useEffect(() => {
@@ -160,6 +161,9 @@ export function SubmitForm({ onSubmitted }: SubmitFormProps) {
   const kind = list.find((candidate) => candidate.name === kindName) ?? list[0];
   const fields = useMemo(() => (kind ? fieldsFor(kind) : []), [kind]);
   const current = kind ? (values[kind.name] ?? initialValues(fields)) : {};
+  const [advancedOpen, setAdvancedOpen] = useState(false);
+  const basic = fields.filter((field) => !field.advanced);
+  const advanced = fields.filter((field) => field.advanced);
 
   if (kinds.status === 'loading') {
     return (
@@ -176,9 +180,21 @@ export function SubmitForm({ onSubmitted }: SubmitFormProps) {
   };
 
   const focusField = (name: string): void => {
+    if (advanced.some((field) => field.name === name)) setAdvancedOpen(true);
     const element = formRef.current?.querySelector<HTMLElement>(`[name="${CSS.escape(name)}"]`);
     element?.focus();
   };
+
+  const input = (field: FieldSpec) => (
+    <FieldInput
+      key={field.name}
+      field={field}
+      id={`${formId}-${kind?.name ?? ''}-${field.name}`}
+      value={current[field.name] ?? ''}
+      error={errors[field.name]}
+      onChange={(value) => setValue(field.name, value)}
+    />
+  );
 
   const submit = async (event: FormEvent<HTMLFormElement>): Promise<void> => {
     event.preventDefault();
@@ -256,16 +272,18 @@ export function SubmitForm({ onSubmitted }: SubmitFormProps) {
         <fieldset className="fieldset" key={kind.name}>
           <legend className="visually-hidden">Parameters of the {kind.name} job</legend>
           {fields.length === 0 ? <p className="muted">This kind takes no parameters.</p> : null}
-          {fields.map((field) => (
-            <FieldInput
-              key={field.name}
-              field={field}
-              id={`${formId}-${kind.name}-${field.name}`}
-              value={current[field.name] ?? ''}
-              error={errors[field.name]}
-              onChange={(value) => setValue(field.name, value)}
-            />
-          ))}
+          {basic.map(input)}
+          {advanced.length > 0 ? (
+            <details
+              className="advanced"
+              data-testid="advanced-fields"
+              open={advancedOpen || advanced.some((field) => errors[field.name] !== undefined)}
+              onToggle={(event) => setAdvancedOpen(event.currentTarget.open)}
+            >
+              <summary data-testid="advanced-toggle">Advanced (for demos and tests)</summary>
+              {advanced.map(input)}
+            </details>
+          ) : null}
         </fieldset>
       ) : null}
       {formError ? (

@@ -1,15 +1,15 @@
 import { JobStreamError, isTerminalStatus, type Job, type JobEvent } from '@jobstream/client';
 import { useJob } from '@jobstream/client/react';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 import { useClient } from '../client';
 import { ConnectionIndicator } from '../components/ConnectionIndicator';
 import { LogView } from '../components/LogView';
 import { ProgressBar } from '../components/ProgressBar';
 import { StatusBadge } from '../components/StatusBadge';
-import { formatDuration, formatEta, formatPercent, formatTime, kindLabel } from '../format';
+import { formatDuration, formatEta, formatPercent, formatTime, jobCondition, jobSummary, kindLabel } from '../format';
 import { useNow } from '../hooks';
-import { Link } from '../router';
+import { Link, jobHref, navigate } from '../router';
 
 function isVideo(job: Job): boolean {
   return job.kind === 'video' || (job.artifact?.media_type.startsWith('video/') ?? false);
@@ -19,40 +19,97 @@ function Result({ job }: { job: Job }) {
   const client = useClient();
   const url = client.resultUrl(job.id);
   const hasJson = job.result !== null && job.result !== undefined;
+  const artifact = job.artifact;
+  const media = artifact?.media_type ?? '';
   return (
     <section className="card result" aria-labelledby="result-heading">
       <h2 className="section-title" id="result-heading">
         Result
       </h2>
       {isVideo(job) ? (
-        <>
-          <video className="result__video" controls preload="metadata" playsInline src={url} data-testid="result-video">
-            Your browser cannot play this video; <a href={url}>download it</a>.
-          </video>
-          <p>
-            <a className="button" href={url} download={job.artifact?.filename ?? `${job.id}.mp4`} data-testid="result-download">
-              Download video
-            </a>
-          </p>
-        </>
-      ) : (
-        <p>
+        <video className="result__video" controls preload="metadata" playsInline src={url} data-testid="result-video">
+          Your browser cannot play this video; <a href={url}>download it</a>.
+        </video>
+      ) : null}
+      {media.startsWith('image/') ? <img className="result__image" src={url} alt={`The job's output, ${artifact?.filename ?? ''}`} data-testid="result-image" /> : null}
+      {media.startsWith('audio/') ? <audio className="result__audio" controls preload="metadata" src={url} data-testid="result-audio" /> : null}
+      {artifact ? (
+        <p className="result__files">
           <a
-            className="button button--primary"
+            className={`button${isVideo(job) ? '' : ' button--primary'}`}
             href={url}
-            download={job.artifact?.filename ?? true}
-            data-testid="result-link"
+            download={artifact.filename}
+            data-testid={isVideo(job) ? 'result-download' : 'result-link'}
           >
-            Download result{job.artifact ? ` (${job.artifact.filename})` : ''}
+            Download {artifact.filename}
           </a>
+          <span className="muted result__type">{artifact.media_type}</span>
         </p>
-      )}
+      ) : null}
       {hasJson && !isVideo(job) ? (
         <pre className="result__json" data-testid="result-json" tabIndex={0} aria-label="Result data">
           {JSON.stringify(job.result, null, 2)}
         </pre>
       ) : null}
+      {!artifact && hasJson ? (
+        <p>
+          <a className="button" href={url} download={`${job.id}.json`} data-testid="result-link">
+            Download the result (JSON)
+          </a>
+        </p>
+      ) : null}
     </section>
+  );
+}
+
+/** The remaining time, counted down from the latest estimate: seconds, or null when unknown. */
+function useCountdown(eta: number | null, running: boolean, now: number): number | null {
+  const since = useRef<{ eta: number | null; at: number }>({ eta: null, at: Date.now() });
+  if (since.current.eta !== eta) since.current = { eta, at: Date.now() };
+  if (eta === null || !running) return null;
+  return Math.max(0, eta - (now - since.current.at) / 1000);
+}
+
+/** The latest warning the server logged about a stall ("No word from its worker since …"). */
+function stallNotice(logs: readonly { level: string; message: string }[]): string | null {
+  for (let index = logs.length - 1; index >= 0; index -= 1) {
+    const entry = logs[index];
+    if (entry && entry.level === 'warning') return entry.message;
+  }
+  return null;
+}
+
+/** `text` ending with a full stop. */
+function sentence(text: string): string {
+  return /[.!?…]$/.test(text) ? text : `${text}.`;
+}
+
+function RunAgain({ job }: { job: Job }) {
+  const client = useClient();
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const run = async (): Promise<void> => {
+    setBusy(true);
+    setProblem(null);
+    try {
+      const next = await client.submit(job.kind, job.params ?? {});
+      navigate(jobHref(next.id));
+    } catch (error) {
+      setProblem(error instanceof Error ? error.message : String(error));
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" className="button" data-testid="run-again-button" disabled={busy} onClick={() => void run()}>
+        {busy ? 'Starting…' : 'Run again'}
+      </button>
+      {problem ? (
+        <span className="form__error" role="alert" data-testid="run-again-error">
+          {problem}
+        </span>
+      ) : null}
+    </>
   );
 }
 
@@ -82,6 +139,7 @@ export function JobPage({ id }: { id: string }) {
   });
   const { job } = live;
   const now = useNow(1000);
+  const countdown = useCountdown(live.eta, job?.status === 'running', now);
   const [cancelling, setCancelling] = useState(false);
   const [cancelError, setCancelError] = useState<string | null>(null);
 
@@ -132,9 +190,20 @@ export function JobPage({ id }: { id: string }) {
   const elapsedTo = job.finished_at ? Date.parse(job.finished_at) : now;
   const elapsed = Math.max(0, (elapsedTo - Date.parse(elapsedFrom)) / 1000);
   const cancelDisabled = finished || cancelling || job.cancel_requested;
+  const condition = jobCondition(job);
+  const summary = jobSummary(job);
+  const reconnecting = !live.done && live.connection === 'reconnecting';
+  const etaText = job.status === 'completed' ? 'done' : finished ? '—' : countdown !== null && countdown < 1 && live.eta !== null ? 'any moment now' : formatEta(countdown);
+  const stepLine = stepText(live.step.current, live.step.total, live.step.name);
+  const timing =
+    job.status === 'running'
+      ? [`${formatDuration(elapsed)} elapsed`, countdown !== null ? (countdown < 1 ? 'finishing' : `${formatEta(countdown)} left`) : null]
+      : job.status === 'queued'
+        ? ['waiting for a worker']
+        : [`took ${formatDuration(elapsed)}`];
 
   return (
-    <article className="job-page" aria-labelledby="job-title">
+    <article className={`job-page${reconnecting ? ' job-page--offline' : ''}`} aria-labelledby="job-title">
       <p className="back">
         <Link to="/">← All jobs</Link>
       </p>
@@ -144,28 +213,54 @@ export function JobPage({ id }: { id: string }) {
             {kindLabel(job.kind)} job
           </h1>
           <StatusBadge status={job.status} testId="job-status" />
+          {condition === 'stalled' ? (
+            <span className="badge badge--stalled" data-testid="job-condition">
+              Stalled
+            </span>
+          ) : null}
         </div>
         <ConnectionIndicator connection={live.connection} transport={live.transport} done={live.done} />
       </header>
+      {summary ? (
+        <p className="job-what" data-testid="job-what">
+          {summary}
+        </p>
+      ) : null}
       <p className="job-id muted">
         <span className="visually-hidden">Job id: </span>
         <code data-testid="job-id">{job.id}</code>
       </p>
 
-      <section className="card" aria-labelledby="progress-heading">
+      {reconnecting ? (
+        <div className="alert alert--warning banner" role="status" data-testid="connection-lost">
+          <strong>Connection lost.</strong> Reconnecting… what happens meanwhile is caught up as soon as the server
+          answers again.
+        </div>
+      ) : null}
+      {condition === 'stalled' ? (
+        <div className="alert alert--warning banner" role="alert" data-testid="job-stalled">
+          <strong>Stalled:</strong> {sentence(stallNotice(live.logs) ?? 'its worker has stopped reporting')} If the worker
+          does not come back, the job is re-queued.
+        </div>
+      ) : null}
+
+      <section className={`card${condition ? ` card--${condition}` : ''}`} aria-labelledby="progress-heading">
         <h2 className="visually-hidden" id="progress-heading">
           Progress
         </h2>
         <div className="progress-line">
-          <ProgressBar value={job.progress} status={job.status} label="Job progress" testId="job-progress" />
+          <ProgressBar value={job.progress} status={condition ?? job.status} label="Job progress" testId="job-progress" />
           <span className="progress-line__percent" data-testid="job-percent">
             {formatPercent(job.progress)}
           </span>
         </div>
+        <p className="job-timing" data-testid="job-timing">
+          {[stepLine !== '—' ? stepLine : null, ...timing].filter(Boolean).join(' · ')}
+        </p>
         <dl className="stats">
           <div>
             <dt>Step</dt>
-            <dd data-testid="job-step">{stepText(live.step.current, live.step.total, live.step.name)}</dd>
+            <dd data-testid="job-step">{stepLine}</dd>
           </div>
           <div>
             <dt>State</dt>
@@ -173,20 +268,20 @@ export function JobPage({ id }: { id: string }) {
           </div>
           <div>
             <dt>ETA</dt>
-            <dd data-testid="job-eta">{finished ? '—' : formatEta(live.eta)}</dd>
+            <dd data-testid="job-eta">{etaText}</dd>
           </div>
           <div>
             <dt>{finished ? 'Took' : 'Elapsed'}</dt>
             <dd data-testid="job-elapsed">{formatDuration(elapsed)}</dd>
           </div>
         </dl>
-        {job.message && job.status !== 'failed' && job.status !== 'cancelled' ? (
+        {job.message && job.status !== 'failed' && job.status !== 'cancelled' && !(condition === 'stalled' && job.message === stallNotice(live.logs)) ? (
           <p className="job-message" data-testid="job-message">
             {job.message}
           </p>
         ) : null}
-        {finished ? null : (
-          <div className="actions">
+        <div className="actions">
+          {finished ? null : (
             <button
               type="button"
               className="button button--danger"
@@ -197,18 +292,28 @@ export function JobPage({ id }: { id: string }) {
             >
               {job.cancel_requested && !finished ? 'Cancelling…' : 'Cancel'}
             </button>
-            {cancelError ? (
-              <span className="form__error" id="cancel-error" role="alert">
-                {cancelError}
-              </span>
-            ) : null}
-          </div>
-        )}
+          )}
+          {finished ? <RunAgain job={job} /> : null}
+          {cancelError ? (
+            <span className="form__error" id="cancel-error" role="alert">
+              {cancelError}
+            </span>
+          ) : null}
+        </div>
       </section>
 
       {restarted ? (
         <div className="alert alert--info" role="status" data-testid="job-restarted">
-          <strong>Restarted:</strong> the job was re-queued because {restarted}, and ran again from the start.
+          {job.status === 'queued' ? (
+            <>
+              <strong>Re-queued:</strong> the job was re-queued because {restarted}; it runs again from the start when a
+              worker takes it.
+            </>
+          ) : (
+            <>
+              <strong>Restarted:</strong> the job was re-queued because {restarted}, and ran again from the start.
+            </>
+          )}
         </div>
       ) : null}
       {job.status === 'failed' ? (
@@ -267,10 +372,12 @@ export function JobPage({ id }: { id: string }) {
             </div>
           ) : null}
         </dl>
-        <h3 className="section-subtitle">Parameters</h3>
-        <pre className="params" tabIndex={0} aria-label="Job parameters" data-testid="job-params">
-          {JSON.stringify(job.params, null, 2)}
-        </pre>
+        <details className="params-details" data-testid="job-params-details">
+          <summary>Parameters</summary>
+          <pre className="params" tabIndex={0} aria-label="Job parameters" data-testid="job-params">
+            {JSON.stringify(job.params, null, 2)}
+          </pre>
+        </details>
       </section>
     </article>
   );

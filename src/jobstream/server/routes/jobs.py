@@ -49,6 +49,7 @@ async def kinds(rt: RuntimeDep, user: UserDep) -> list[dict[str, Any]]:
             "description": kind.description,
             "params_schema": kind.params.model_json_schema(),
             "cost": kind.cost,
+            "external": kind.external,
         }
         for kind in rt.registry
     ]

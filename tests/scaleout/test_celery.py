@@ -55,7 +55,9 @@ def env(database: str, queue: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def celery_workers(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
+def celery_workers(tmp_path: Path, queue: str) -> Iterator[Callable[..., CeleryWorker]]:
+    """Celery workers, all killed before the test's queue is deleted (a live consumer would
+    declare it again)."""
     started: list[CeleryWorker] = []
 
     def make(env: dict[str, str], *args: str, command: list[str] | None = None) -> CeleryWorker:

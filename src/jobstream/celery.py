@@ -22,8 +22,9 @@ Delivery and the lease, together:
   back in the queue is sent to Celery again by that process. One send per ``queued`` period,
   and a claim per run, so a job runs again exactly once, and never twice at once.
 - Cancel: a queued job is cancelled in the store (no delivery can claim it any more) and its
-  task revoked; a running one gets the store's cancel flag, which a Celery worker reads every
-  half second (and, with a network bus, the bus's control message at once).
+  task revoked; a running one gets the store's cancel flag and the bus's control message, which
+  a Celery worker's runtime hears at once on a network bus; on ``memory://`` (no bus between
+  processes) it reads its running jobs' flags from the store every half second instead.
 
 What the broker holds is one small message per job sent and not yet acknowledged; what is lost
 when the broker dies is the "run now" of queued jobs (they stay ``queued`` in the store until

@@ -80,3 +80,7 @@ def register(registry: Registry) -> None:
                 await asyncio.sleep(max(due - now, 0.0))
         elapsed = loop.time() - started
         return {"count": sent, "seconds": elapsed, "rate": sent / elapsed if elapsed else 0.0}
+
+    @registry.register("noop", on_interrupt="fail")
+    async def noop(ctx: JobContext, params: object) -> None:
+        """Does nothing: what a job costs the machinery around it (``celery_throughput.py``)."""

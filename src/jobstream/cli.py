@@ -121,8 +121,19 @@ def worker(
         str | None,
         typer.Option(help="text or json: one JSON object per line [env: JOBSTREAM_LOG_FORMAT]"),
     ] = None,
+    celery: Annotated[
+        bool,
+        typer.Option(
+            "--celery",
+            help="Run a Celery worker on JOBSTREAM_CELERY_BROKER_URL (JOBSTREAM_CELERY_QUEUE)",
+        ),
+    ] = False,
+    pool: Annotated[
+        str, typer.Option(help="With --celery: the Celery pool, prefork, threads or solo")
+    ] = "prefork",
 ) -> None:
-    """Run jobs from the store's queue, without HTTP (the store and bus of JOBSTREAM_* settings)."""
+    """Run jobs from the store's queue, without HTTP (the store and bus of JOBSTREAM_* settings);
+    with --celery, the jobs Celery delivers."""
     import logging.config
 
     from pydantic import ValidationError
@@ -154,11 +165,36 @@ def worker(
         log_config(settings.log_format, logging.getLevelName(log_level.upper()))
     )
     install_log_redaction()
+    if celery:
+        _celery_worker(settings, pool, concurrency, log_level, kind)
+        return
     try:
         asyncio.run(run_worker(settings, kinds=kind or None))
     except (MissingExtra, ValueError) as exc:
         _error(str(exc))
         raise typer.Exit(2) from None
+
+
+def _celery_worker(
+    settings: Any, pool: str, concurrency: int | None, log_level: str, kind: list[str] | None
+) -> None:
+    if kind:
+        _error("--kind does not apply with --celery: every kind's jobs come on one queue")
+        raise typer.Exit(2)
+    if not settings.celery_broker_url:
+        _error("--celery needs JOBSTREAM_CELERY_BROKER_URL (amqp://… or redis://…)")
+        raise typer.Exit(2)
+    try:
+        from jobstream.celery import check_pool, run_celery_worker
+    except ImportError:
+        _error("--celery needs Celery, which is not installed: pip install 'jobstream[celery]'")
+        raise typer.Exit(2) from None
+    try:
+        check_pool(pool)
+    except ValueError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    run_celery_worker(settings, pool=pool, concurrency=concurrency, log_level=log_level)
 
 
 def _setting_error(error: Any) -> str:

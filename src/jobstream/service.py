@@ -7,7 +7,8 @@ see answers exactly as a missing one.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from jobstream.store.base import InsufficientCredits, JobPage, JobStore
 from jobstream.worker.leases import terminal_event
 from jobstream.worker.observer import NO_OBSERVER, JobObserver
 from jobstream.worker.registry import Registry, UnknownKind
+
+log = logging.getLogger(__name__)
 
 QUEUED_CONTROL = "queued"
 """The control message saying a job of an external kind was queued (by submit or recovery)."""
@@ -75,6 +78,8 @@ class JobService:
         submit_rate_per_minute: int = 0,
         observer: JobObserver | None = None,
         limits: Limits | None = None,
+        dispatch: Callable[[Job], Awaitable[None]] | None = None,
+        revoke: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -83,6 +88,11 @@ class JobService:
         self._rate = submit_rate_per_minute
         self._limits = limits or MemoryLimits()
         self._observer = observer or NO_OBSERVER
+        self._dispatch = dispatch
+        """Hands a stored, queued job to a task engine (Celery) that runs it."""
+        self._revoke = revoke
+        """Tells the task engine a queued job was cancelled (a courtesy: no worker can claim
+        a job the store holds cancelled)."""
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -165,6 +175,20 @@ class JobService:
             await self.bus.publish_control(queued_message(kind))
         elif self._on_queued is not None:
             self._on_queued()
+        if self._dispatch is not None and not self.registry.is_external(kind):
+            try:
+                await self._dispatch(job)
+            except Exception as exc:
+                log.exception("sending job %s to its task engine failed", job.id)
+                reason = f"Could not be queued: {type(exc).__name__}"
+                failed = await self.store.transition(
+                    job.id,
+                    {JobStatus.QUEUED},
+                    lambda current: terminal_event(current, EventType.FAILED, reason),
+                )
+                if failed is not None:
+                    job, event = failed
+                    await self.bus.publish([event])
         return job
 
     async def _check_rate(self, user: str) -> None:
@@ -226,6 +250,11 @@ class JobService:
             if moved is not None:
                 after, event = moved
                 await self.bus.publish([event])
+                if self._revoke is not None:
+                    try:
+                        await self._revoke(job_id)
+                    except Exception:
+                        log.warning("revoking the task of job %s failed", job_id, exc_info=True)
                 return after
             job = await self.get_stored(principal, job_id)
         if job.status is JobStatus.RUNNING and self.registry.is_external(job.kind):

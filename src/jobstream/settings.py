@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     """Kinds run by workers outside jobstream over HTTP (``POST /api/v1/workers/claim``),
     comma-separated in ``JOBSTREAM_EXTERNAL_KINDS``; their params are any JSON object."""
     max_events_per_job: int = Field(default=1000, ge=10)
+    celery_broker_url: str | None = None
+    """Set: the server hands each new job to Celery (``jobstream worker --celery`` runs it)."""
+    celery_queue: str = Field(default="jobstream", min_length=1)
+    """The Celery queue jobstream's jobs are sent to and its Celery workers consume."""
 
     sse_ping_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=2000, ge=0)

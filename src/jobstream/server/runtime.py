@@ -11,13 +11,14 @@ app runs it from its lifespan with ``jobstream.lifespan(progress_app)``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobstream.bus import EventBus, create_bus
 from jobstream.limits import Limits, MemoryLimits, create_limits
+from jobstream.models import Event, EventType, Job, JobStatus
 from jobstream.server.auth import Authenticator
 from jobstream.server.collector import PauseMetric
 from jobstream.server.collector import settle as settle_garbage_collector
@@ -33,6 +34,9 @@ from jobstream.worker.leases import LeaseWatcher
 from jobstream.worker.observer import Observers
 from jobstream.worker.pool import WorkerPool
 from jobstream.worker.registry import Registry
+
+if TYPE_CHECKING:
+    from jobstream.celery import CeleryDispatcher
 
 
 @dataclass(slots=True)
@@ -118,7 +122,13 @@ def build_runtime(
     )
     observer = Observers([JobMetrics(metrics), JobLog(settings.log_progress_seconds)])
     pool: WorkerPool | None = None
-    if settings.workers > 0:
+    dispatcher = None
+    if settings.celery_broker_url:
+        # Jobs run on Celery workers (``jobstream worker --celery``), not in this server.
+        from jobstream.celery import CeleryDispatcher, celery_app
+
+        dispatcher = CeleryDispatcher(celery_app(settings), settings.celery_queue, registry)
+    elif settings.workers > 0:
         pool = WorkerPool(
             store=store_,
             bus=bus_,
@@ -139,6 +149,8 @@ def build_runtime(
         submit_rate_per_minute=settings.submit_rate_per_minute,
         observer=observer,
         limits=limits,
+        dispatch=dispatcher.send if dispatcher is not None else None,
+        revoke=dispatcher.revoke if dispatcher is not None else None,
     )
     return Runtime(
         settings=settings,
@@ -158,7 +170,9 @@ def build_runtime(
             registry=registry,
             lease_seconds=settings.lease_seconds,
             observer=observer,
+            on_recovered=_requeue_to(dispatcher) if dispatcher is not None else None,
         ),
+        extras={"celery": dispatcher} if dispatcher is not None else {},
         gc_pauses=PauseMetric(metrics.gc_pauses),
         external=ExternalWorkers(
             store=store_,
@@ -169,6 +183,16 @@ def build_runtime(
         ),
         limits=limits,
     )
+
+
+def _requeue_to(dispatcher: CeleryDispatcher) -> Callable[[Job, Event], Awaitable[None]]:
+    """A recovered job back in the queue is sent to Celery again (by whoever recovered it)."""
+
+    async def requeued(job: Job, event: Event) -> None:
+        if event.type is EventType.STATUS_CHANGE and job.status is JobStatus.QUEUED:
+            await dispatcher.requeued(job)
+
+    return requeued
 
 
 def declare_external_kinds(registry: Registry, names: Iterable[str]) -> None:

@@ -85,6 +85,8 @@ class WorkerPool:
         on_finished: Callable[[Job, Event], Any] | None = None,
         observer: JobObserver | None = None,
         claims: bool = True,
+        on_requeued: Callable[[Job], Any] | None = None,
+        cancel_poll_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -101,6 +103,12 @@ class WorkerPool:
         self.claims = claims
         """Claim from the queue; ``False``: run only the jobs ``run_one`` is handed (a task
         engine's worker, which gets each job from its own broker)."""
+        self.on_requeued = on_requeued
+        """Called with a job this pool's watcher or shutdown put back in the queue (a task
+        engine's worker sends it to the engine again)."""
+        self.cancel_poll_seconds = cancel_poll_seconds
+        """Read the running jobs' cancel flags from the store this often: for a worker process
+        whose bus does not carry other processes' control messages (``memory://``)."""
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self.writer = EventWriter(store, bus, self.worker_id)
         self.watcher = LeaseWatcher(
@@ -129,6 +137,8 @@ class WorkerPool:
         self._tasks = [asyncio.create_task(self._lease_loop(), name="jobstream-leases")]
         if self.claims:
             self._tasks.append(asyncio.create_task(self._claim_loop(), name="jobstream-claim"))
+        if self.cancel_poll_seconds:
+            self._tasks.append(asyncio.create_task(self._cancel_loop(), name="jobstream-cancels"))
 
     async def stop(self) -> None:
         """Stop claiming; interrupt running jobs (re-queued or failed by their policy)."""
@@ -258,27 +268,42 @@ class WorkerPool:
             self._wakeup.set()
 
     async def _execute(self, kind: JobKind, ctx: JobContext, running: _Running) -> None:
-        reporter = running.reporter
         try:
             if kind.is_async:
                 result = await kind.handler(ctx, ctx.params)
             else:
                 result = await _in_thread(kind.handler, ctx, ctx.params)
-            ctx.flush()
-        except JobCancelled:
+        except Exception as exc:
+            await self.conclude(ctx, error=exc)
+        else:
+            await self.conclude(ctx, result=result)
+
+    async def conclude(
+        self, ctx: JobContext, *, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        """End a job this pool runs with its handler's outcome: ``completed`` with ``result``,
+        or by ``error`` (``JobCancelled``: cancelled, re-queued on shutdown, or dropped if the
+        lease was lost; ``JobFailed``: failed with its message; anything else: failed with the
+        exception's type and text)."""
+        running = self._running.get(ctx.job_id)
+        if running is None:
+            return
+        reporter = running.reporter
+        kind_name = reporter.job.kind
+        ctx.flush()
+        if isinstance(error, JobCancelled):
             if running.cancel_reason == "shutdown":
                 await self._interrupt(running)
             elif running.cancel_reason == "lost" or reporter.lost:
                 await reporter.abandon()
             else:
                 await self._finish(reporter, EventType.CANCELLED, {"message": "Cancelled by user"})
-        except JobFailed as exc:
-            ctx.flush()
-            await self._finish(reporter, EventType.FAILED, {"message": str(exc)})
-        except Exception as exc:
-            log.warning("job %s (%s) failed", ctx.job_id, kind.name, exc_info=True)
-            text = str(exc)
-            message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        elif isinstance(error, JobFailed):
+            await self._finish(reporter, EventType.FAILED, {"message": str(error)})
+        elif error is not None:
+            log.warning("job %s (%s) failed", ctx.job_id, kind_name, exc_info=error)
+            text = str(error)
+            message = f"{type(error).__name__}: {text}" if text else type(error).__name__
             await self._finish(reporter, EventType.FAILED, {"message": message})
         else:
             data = completed_data(
@@ -289,6 +314,60 @@ class WorkerPool:
                 elapsed_seconds=time.monotonic() - reporter.started,
             )
             await self._finish(reporter, EventType.COMPLETED, data, running.bucket)
+
+    async def attach(self, job_id: str, params: Any = None) -> JobContext | None:
+        """Claim ``job_id`` (if queued) for code that runs outside this pool (a plain Celery
+        task reporting as a job): its lease is renewed and cancels reach it as for a handler
+        of a kind; end it with ``conclude`` (or ``requeue``) and then ``detach``. ``None`` if
+        the job was not queued."""
+        claimed = await self.store.claim_job(
+            job_id,
+            self.worker_id,
+            self.lease_seconds,
+            lambda job: status_event(job, JobStatus.RUNNING, worker=self.worker_id),
+        )
+        if claimed is None:
+            return None
+        job, event = claimed
+        await self.bus.publish([event])
+        reporter = JobReporter(job, self.writer, observer=self.observer)
+        self.observer.started(job, waited_seconds(job))
+        running = _Running(job.id, None, reporter)
+        self._running[job.id] = running
+        self._idle.clear()
+        ctx = JobContext(
+            job,
+            params if params is not None else job.params,
+            reporter,
+            data_dir=self.data_dir,
+            progress_interval=0.1,
+            loop=asyncio.get_running_loop(),
+        )
+        running.ctx = ctx
+        if job.cancel_requested:
+            ctx.request_cancel()
+        return ctx
+
+    def detach(self, job_id: str) -> None:
+        """Forget a job ``attach`` handed out (after it was concluded)."""
+        self._running.pop(job_id, None)
+        if not self._running:
+            self._idle.set()
+
+    async def requeue(self, ctx: JobContext, reason: str, message: str | None = None) -> bool:
+        """Put a job this pool runs back in the queue (a task engine will run it again), after
+        a ``log`` warning saying why; ``False`` if it was no longer this worker's."""
+        running = self._running.get(ctx.job_id)
+        if running is None or running.reporter.finished:
+            return False
+        ctx.flush()
+        if message:
+            running.reporter.log("warning", message, running.reporter.job.current_step)
+        event = await running.reporter.finish(
+            EventType.STATUS_CHANGE,
+            {"old_status": "running", "new_status": "queued", "reason": reason},
+        )
+        return event is not None
 
     async def _learn(self, reporter: JobReporter, bucket: str) -> None:
         """Give the job's ETA what earlier runs of its kind and bucket took."""
@@ -331,10 +410,12 @@ class WorkerPool:
             return
         policy = self._policy(reporter.job.kind)
         if policy == "requeue":
-            await reporter.finish(
+            event = await reporter.finish(
                 EventType.STATUS_CHANGE,
                 {"old_status": "running", "new_status": "queued", "reason": "server shutting down"},
             )
+            if event is not None:
+                await self._requeued(reporter.job)
         else:
             await self._finish(
                 reporter, EventType.FAILED, {"message": "Interrupted: the server shut down"}
@@ -342,6 +423,16 @@ class WorkerPool:
 
     def _policy(self, kind: str) -> str:
         return self.watcher.policy(kind)
+
+    async def _requeued(self, job: Job) -> None:
+        if self.on_requeued is None:
+            return
+        try:
+            outcome = self.on_requeued(job)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+        except Exception:
+            log.exception("handing re-queued job %s on to its task engine failed", job.id)
 
     # -- cancellation and recovery ------------------------------------------------------------
 
@@ -362,6 +453,8 @@ class WorkerPool:
         return event
 
     async def _on_recovered(self, job: Job, event: Event) -> None:
+        if event.type is EventType.STATUS_CHANGE and job.status is JobStatus.QUEUED:
+            await self._requeued(job)
         if event.type.terminal and self.on_finished is not None:
             outcome = self.on_finished(job, event)
             if asyncio.iscoroutine(outcome):
@@ -381,6 +474,21 @@ class WorkerPool:
                 await self.watcher.check(skip=set(self._running))
             except Exception:
                 log.exception("lease upkeep failed; retrying")
+
+    async def _cancel_loop(self) -> None:
+        assert self.cancel_poll_seconds
+        while not self._stopping:
+            await asyncio.sleep(self.cancel_poll_seconds)
+            for job_id, running in list(self._running.items()):
+                if running.cancel_reason is not None:
+                    continue
+                try:
+                    job = await self.store.get(job_id)
+                except Exception:
+                    log.exception("reading cancel flags failed; retrying")
+                    break
+                if job is not None and job.cancel_requested:
+                    await self._on_control({"type": "cancel", "job_id": job_id})
 
     async def _renew(self) -> None:
         renewal = await self.store.renew_leases(

@@ -67,6 +67,8 @@ async def run_worker(
                 lease_seconds=settings.lease_seconds,
                 shutdown_grace=settings.shutdown_grace_seconds,
                 observer=JobLog(settings.log_progress_seconds),
+                # Without a network bus, other processes' cancels come only through the store.
+                cancel_poll_seconds=0.5 if settings.bus_url.startswith("memory://") else None,
             )
             await pool.start()
             settle_garbage_collector()

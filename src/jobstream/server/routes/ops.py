@@ -19,10 +19,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the store and the bus answer")
+@router.get("/readyz", summary="Readiness: the store, the bus (and the Celery broker) answer")
 async def readyz(rt: RuntimeDep) -> Response:
     problems = {}
-    for name, check in (("store", rt.store.ping), ("bus", rt.bus.ping)):
+    checks = [("store", rt.store.ping), ("bus", rt.bus.ping)]
+    if "celery" in rt.extras:
+        checks.append(("broker", rt.extras["celery"].ping))
+    for name, check in checks:
         try:
             await asyncio.wait_for(check(), timeout=2.0)
         except Exception as exc:

@@ -20,8 +20,10 @@ Three probes, each bounded to a few minutes, each printing the figures docs/benc
     (seqs 1..n).
 ``sigterm``
     ~1,050 open SSE streams on running jobs, then SIGTERM: the time until the server process
-    exits, and how each stream ended: a clean end of the HTTP response (the last chunk of the
-    chunked body) or a reset/truncated connection.
+    exits, when the streams ended, and how each ended: a clean end of the HTTP response (the
+    last chunk of the chunked body) or a reset/truncated connection. The exit waits for the
+    running jobs to reach a cancel checkpoint: the ``bench`` kind reaches one at its next report,
+    so the exit time grows with ``--interval-ms`` (the streams' end does not).
 
 Run from the repository root: ``.venv/bin/python benchmarks/probes.py storm`` (``crash``,
 ``sigterm``, ``all``; ``--help`` for the sizes). The servers are started as the benchmarks start
@@ -530,14 +532,14 @@ async def sigterm_clients(server: BenchServer, args: argparse.Namespace) -> dict
     await asyncio.sleep(0.5)
     open_now = server.metric("jobstream_open_streams")
 
-    async def until_end(stream: RawSSE) -> tuple[str, str | None]:
+    async def until_end(stream: RawSSE) -> tuple[str, str | None, float]:
         last = None
         try:
             while True:
                 event = await stream.next()
                 last = event.event
         except StreamEnd as end:
-            return end.how, last
+            return end.how, last, time.monotonic()
         finally:
             stream.abort()
 
@@ -553,6 +555,7 @@ async def sigterm_clients(server: BenchServer, args: argparse.Namespace) -> dict
         task.cancel()
     outcomes = Counter(t.result()[0] for t in done)
     last_events = Counter(str(t.result()[1]) for t in done)
+    ended_after = [t.result()[2] - started for t in done]
     return {
         "streams": len(streams),
         "open_streams_metric": open_now,
@@ -564,6 +567,8 @@ async def sigterm_clients(server: BenchServer, args: argparse.Namespace) -> dict
         "last_event": dict(last_events),
         "exit_code": code,
         "seconds_to_exit": round(took, 3),
+        "streams_ended_p50_s": round(pct(ended_after, 0.5), 3),
+        "streams_ended_max_s": round(max(ended_after, default=0.0), 3),
     }
 
 
@@ -581,7 +586,8 @@ def sigterm(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"sigterm: {result['streams']} open SSE streams on {result['jobs']} running jobs "
         f"(server counted {result['open_streams_metric']:.0f}); SIGTERM -> exit "
-        f"{result['exit_code']} in {result['seconds_to_exit']} s; closed cleanly "
+        f"{result['exit_code']} in {result['seconds_to_exit']} s (streams ended after p50 "
+        f"{result['streams_ended_p50_s']} s, max {result['streams_ended_max_s']} s); clean end "
         f"{result['clean']}, reset {result['reset']}, truncated {result['truncated']}, "
         f"still open {result['still_open']}; last event before the end {result['last_event']}"
     )
@@ -616,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("sigterm", help="SIGTERM with many open SSE streams")
     t.add_argument("--streams", type=int, default=1050)
     t.add_argument("--jobs", type=int, default=50)
-    t.add_argument("--interval-ms", type=float, default=500.0)
+    t.add_argument("--interval-ms", type=float, default=100.0)
 
     sub.add_parser("all", help="the three, at their default sizes")
     args = parser.parse_args(argv)

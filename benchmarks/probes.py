@@ -357,7 +357,8 @@ async def storm_clients(server: BenchServer, args: argparse.Namespace) -> dict[s
 def storm(args: argparse.Namespace) -> dict[str, Any]:
     server_cpus, _ = pinned(args.pin)
     env = {**PROBE_ENV, "JOBSTREAM_WORKERS": str(args.jobs)}
-    with BenchServer("jobstream", cpus=server_cpus, env=env, workers=args.jobs) as server:
+    server = BenchServer("jobstream", cpus=server_cpus, env=env, workers=args.jobs, src=args.src)
+    with server:
         result = asyncio.run(storm_clients(server, args))
     result["ok"] = result["missing"] == result["duplicated"] == result["differing"] == 0
     print(
@@ -411,7 +412,8 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
     server_cpus, _ = pinned(args.pin)
     rng = random.Random(args.seed)
     env = {**PROBE_ENV, "JOBSTREAM_WORKERS": str(args.running + 20)}
-    server = BenchServer("jobstream", cpus=server_cpus, env=env, workers=args.running + 20)
+    workers = args.running + 20
+    server = BenchServer("jobstream", cpus=server_cpus, env=env, workers=workers, src=args.src)
     run_count = max(1, round(args.run_seconds * 1000 / args.interval_ms))
     requeue_params = {"interval_ms": args.interval_ms, "count": run_count, "duration": None}
     fail_params = {"interval_ms": args.interval_ms, "duration": 3600.0}
@@ -576,7 +578,7 @@ def sigterm(args: argparse.Namespace) -> dict[str, Any]:
     server_cpus, _ = pinned(args.pin)
     raise_fd_limit()
     env = {**PROBE_ENV, "JOBSTREAM_WORKERS": str(args.jobs)}
-    server = BenchServer("jobstream", cpus=server_cpus, env=env, workers=args.jobs)
+    server = BenchServer("jobstream", cpus=server_cpus, env=env, workers=args.jobs, src=args.src)
     try:
         server.start()
         result = asyncio.run(sigterm_clients(server, args))
@@ -602,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--src", help="run the servers on the jobstream package in this src/")
     sub = parser.add_subparsers(dest="probe", required=True)
 
     s = sub.add_parser("storm", help="random cuts and resumes on SSE and WebSocket")
@@ -631,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in probes if args.probe == "all" else [args.probe]:
         if args.probe == "all":
             pin = [] if args.pin else ["--no-pin"]
-            run_args = parser.parse_args([*pin, "--seed", str(args.seed), name])
+            src = ["--src", args.src] if args.src else []
+            run_args = parser.parse_args([*pin, *src, "--seed", str(args.seed), name])
         else:
             run_args = args
         results[name] = probes[name](run_args)

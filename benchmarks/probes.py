@@ -44,9 +44,11 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -408,6 +410,65 @@ def wait_running(client: httpx.Client, ids: list[str], timeout: float) -> dict[s
         time.sleep(0.1)
 
 
+async def follow(port: int, w: Watcher) -> None:
+    """Read a job's stream to its terminal event, across server crashes: after any end of the
+    response, reconnect (the server may be down a while) and resume from the last seq seen."""
+    while not w.done:
+        try:
+            stream = await RawSSE.open(
+                port, f"/api/v1/jobs/{w.job_id}/events", {"Last-Event-ID": str(w.last)}
+            )
+        except (OSError, asyncio.IncompleteReadError, RuntimeError):
+            w.refused += 1
+            await asyncio.sleep(0.05)
+            continue
+        if stream.status != 200:
+            w.refused += 1
+            stream.abort()
+            await asyncio.sleep(0.05)
+            continue
+        w.connects += 1
+        try:
+            while not w.done:
+                event = await stream.next()
+                if event.id is None or event.event in (None, "snapshot", "timeout"):
+                    continue
+                w.received.append((event.id, event.event, event.data))
+                w.last = event.id
+                w.done = event.event in TERMINAL
+        except StreamEnd as end:
+            w.ends[end.how] += 1
+        finally:
+            stream.abort()
+
+
+class Followers:
+    """One ``follow`` per job, on an event loop in a thread of their own (the crash loop that
+    kills and restarts the server is plain blocking code)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.watchers: list[Watcher] = []
+        self.futures: list[futures.Future[None]] = []
+
+    def add(self, job_id: str) -> None:
+        w = Watcher(job_id, "sse")
+        self.watchers.append(w)
+        self.futures.append(asyncio.run_coroutine_threadsafe(follow(self.port, w), self.loop))
+
+    def finish(self, timeout: float) -> int:
+        """Wait for every follower to see its job's end; how many did not."""
+        _, pending = futures.wait(self.futures, timeout=timeout)
+        for future in pending:
+            future.cancel()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        return len(pending)
+
+
 def crash(args: argparse.Namespace) -> dict[str, Any]:
     server_cpus, _ = pinned(args.pin)
     rng = random.Random(args.seed)
@@ -422,17 +483,23 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
     requeue_ids: list[str] = []
     fail_ids: list[str] = []
     kills_seen: Counter[str] = Counter()
+    followers = Followers(server.port)
+    unfinished = 0
     started = time.monotonic()
     try:
         server.start()
         with httpx.Client(base_url=server.url, timeout=30) as client:
             for _ in range(n_requeue):
                 requeue_ids.append(server.submit(requeue_params, kind="bench_requeue")["id"])
+                if args.follow:
+                    followers.add(requeue_ids[-1])
             for rnd in range(args.rounds):
                 live_fail = [
                     server.submit(fail_params, kind="bench")["id"] for _ in range(args.fail_jobs)
                 ]
                 fail_ids += live_fail
+                for job_id in live_fail if args.follow else []:
+                    followers.add(job_id)
                 now = wait_running(client, requeue_ids + live_fail, timeout=30)
                 running = [j for j, s in now.items() if s == "running"]
                 if len(running) != len(now):
@@ -448,9 +515,15 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
             while time.monotonic() < deadline and any(s not in TERMINAL for s in final.values()):
                 time.sleep(0.5)
                 final = statuses(client, requeue_ids + fail_ids)
+        unfinished = followers.finish(timeout=30)
         logs = asyncio.run(all_logs(server.port, requeue_ids + fail_ids))
     finally:
+        if followers.thread.is_alive():
+            followers.finish(timeout=0)
         server.stop()
+    seen: Counter[str] = Counter()
+    for w in followers.watchers:
+        seen.update(compare(logs[w.job_id], w.received))
     gaps = 0
     wrong = []
     requeues_per_job = []
@@ -480,6 +553,14 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
         "wrong": wrong,
         "stuck": stuck,
         "logs_with_gaps": gaps,
+        "followers": len(followers.watchers),
+        "follower_connections": sum(w.connects for w in followers.watchers),
+        "followers_unfinished": unfinished,
+        "followed_events_compared": seen["compared"],
+        "followed_missing": seen["missing"],
+        "followed_duplicated": seen["duplicated"],
+        "followed_differing": seen["differing"],
+        "followed_out_of_order": seen["out_of_order"],
         "requeues_per_requeue_job": [min(requeues_per_job), max(requeues_per_job)]
         if requeues_per_job
         else [],
@@ -488,7 +569,8 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
         "restart_s": [round(r, 3) for r in restarts],
         "seconds": round(time.monotonic() - started, 1),
     }
-    result["ok"] = not wrong and stuck == 0 and gaps == 0
+    followed_bad = seen["missing"] + seen["duplicated"] + seen["differing"] + unfinished
+    result["ok"] = not wrong and stuck == 0 and gaps == 0 and followed_bad == 0
     print(
         f"crash: {result['restarts']} SIGKILL + restart with {args.running} running jobs each; "
         f"restart to /readyz p50 {result['restart_p50_s']} s, max {result['restart_max_s']} s; "
@@ -496,7 +578,12 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
         f"{result['requeues_per_requeue_job']} times each, then completed; "
         f"{result['fail_jobs']} failed as interrupted): recovered {result['recovered']}, "
         f"not as their policy says {len(wrong)}, stuck {stuck}, logs with gaps {gaps}; "
-        f"{result['seconds']} s"
+        f"{result['seconds']} s\n"
+        f"crash: {result['followers']} SSE followers, one per job, resuming across the restarts "
+        f"({result['follower_connections']} connections, {unfinished} without the job's end): "
+        f"{seen['compared']} events compared with the stored logs: missing {seen['missing']}, "
+        f"duplicated {seen['duplicated']}, differing {seen['differing']} "
+        f"(out of order {seen['out_of_order']})"
     )
     return result
 
@@ -621,6 +708,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--fail-jobs", type=int, default=20, help="of them, of a 'fail' kind")
     c.add_argument("--run-seconds", type=float, default=15.0, help="one run of a re-queued job")
     c.add_argument("--interval-ms", type=float, default=100.0)
+    c.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="no SSE reader per job across the restarts (they reconnect while a server starts)",
+    )
 
     t = sub.add_parser("sigterm", help="SIGTERM with many open SSE streams")
     t.add_argument("--streams", type=int, default=1050)

@@ -16,8 +16,9 @@ Three probes, each bounded to a few minutes, each printing the figures docs/benc
     until ``/readyz`` answers 200. Jobs of a ``requeue`` kind (``bench_requeue``) run through
     every round and must be re-queued at each restart and complete at the end; jobs of a
     ``fail`` kind (``bench``) must be failed as interrupted (each round adds new ones so that 80
-    are running at every kill). At the end: none stuck (queued or running), every log gap-free
-    (seqs 1..n).
+    are running at every kill). One SSE reader per job follows it across the restarts,
+    resuming from its last seq. At the end: none stuck (queued or running), every log gap-free
+    (seqs 1..n), and every reader's sequence equal to the stored log.
 ``sigterm``
     ~1,050 open SSE streams on running jobs, then SIGTERM: the time until the server process
     exits, when the streams ended, and how each ended: a clean end of the HTTP response (the

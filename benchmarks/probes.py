@@ -57,7 +57,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from harness import BenchServer, cpu_plan, raise_fd_limit, set_affinity
+from harness import BenchServer, cpu_plan, machine_info, raise_fd_limit, set_affinity
 
 TERMINAL = {"completed", "failed", "cancelled"}
 PROBE_ENV = {
@@ -734,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
             run_args = args
         results[name] = probes[name](run_args)
     if args.json:
-        print(json.dumps(results, indent=2, default=str))
+        print(json.dumps({"machine": machine_info(), **results}, indent=2, default=str))
     return 0 if all(r["ok"] for r in results.values()) else 1
 
 

@@ -405,6 +405,20 @@ def wait_ready(server: BenchServer, timeout: float = 60.0) -> float:
     raise RuntimeError(f"not ready within {timeout} s:\n{server.log_tail()}")
 
 
+def import_seconds(src: str | None, runs: int = 3) -> float:
+    """The floor of a restart: starting the interpreter and importing the server (median)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTREAM_")}
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    code = "import uvicorn, jobstream.cli, jobstream.server.app"
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
 def statuses(client: httpx.Client, ids: list[str]) -> dict[str, str]:
     out = {}
     for job_id in ids:
@@ -497,6 +511,7 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
     kills_seen: Counter[str] = Counter()
     followers = Followers(server.port)
     unfinished = 0
+    floor = import_seconds(args.src)
     started = time.monotonic()
     try:
         server.start()
@@ -579,13 +594,15 @@ def crash(args: argparse.Namespace) -> dict[str, Any]:
         "restart_p50_s": round(statistics.median(restarts), 3) if restarts else None,
         "restart_max_s": round(max(restarts), 3) if restarts else None,
         "restart_s": [round(r, 3) for r in restarts],
+        "import_s": round(floor, 3),
         "seconds": round(time.monotonic() - started, 1),
     }
     followed_bad = seen["missing"] + seen["duplicated"] + seen["differing"] + unfinished
     result["ok"] = not wrong and stuck == 0 and gaps == 0 and followed_bad == 0
     print(
         f"crash: {result['restarts']} SIGKILL + restart with {args.running} running jobs each; "
-        f"restart to /readyz p50 {result['restart_p50_s']} s, max {result['restart_max_s']} s; "
+        f"restart to /readyz p50 {result['restart_p50_s']} s, max {result['restart_max_s']} s "
+        f"(interpreter start and imports alone: {result['import_s']} s); "
         f"{result['jobs']} jobs ({result['requeue_jobs']} re-queued kind, re-queued "
         f"{result['requeues_per_requeue_job']} times each, then completed; "
         f"{result['fail_jobs']} failed as interrupted): recovered {result['recovered']}, "

@@ -166,7 +166,8 @@ class BenchServer:
             return [sys.executable, "-m", "jobstream", "serve", *common]
         return [sys.executable, str(BENCH_DIR / "baseline_server.py"), *common]
 
-    def start(self, timeout: float = 60.0) -> BenchServer:
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server process (again, on the same port and data folder, after ``kill``)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTREAM_")}
         env.update(SERVER_ENV)
         env.update(self.extra_env)
@@ -180,6 +181,17 @@ class BenchServer:
                 self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp
             )
         set_affinity(self.proc.pid, self.cpus)
+        return self.proc
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs. The data folder stays for a restart."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def start(self, timeout: float = 60.0) -> BenchServer:
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

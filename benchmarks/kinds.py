@@ -54,32 +54,41 @@ async def _wait_for_file(ctx: JobContext, path: str, limit: float) -> None:
         await ctx.sleep(0.005)
 
 
+async def bench(ctx: JobContext, params: BenchParams) -> dict[str, float]:
+    """Reports progress on a fixed schedule, unthrottled, with time.time_ns() in the message."""
+    if params.start_file:
+        await _wait_for_file(ctx, params.start_file, params.start_timeout)
+    count = planned_count(params)
+    pad = "x" * params.pad
+    interval = params.interval_ms / 1000
+    loop = asyncio.get_running_loop()
+    started = due = loop.time()
+    sent = 0
+    while sent < count:
+        burst = 0
+        while sent < count and burst < MAX_BURST and loop.time() >= due:
+            sent += 1
+            burst += 1
+            ctx.progress(100.0 * sent / count, message=f"{time.time_ns()} {sent} {pad}")
+            due += interval
+        now = loop.time()
+        if due < now - MAX_BURST * interval:
+            due = now  # too far behind to catch up: restart the schedule from here
+        if sent < count:
+            await asyncio.sleep(max(due - now, 0.0))
+    elapsed = loop.time() - started
+    return {"count": sent, "seconds": elapsed, "rate": sent / elapsed if elapsed else 0.0}
+
+
 def register(registry: Registry) -> None:
-    @registry.register("bench", params=BenchParams, progress_interval=0.0, on_interrupt="fail")
-    async def bench(ctx: JobContext, params: BenchParams) -> dict[str, float]:
-        """Reports progress on a fixed schedule, unthrottled, with time.time_ns() in the message."""
-        if params.start_file:
-            await _wait_for_file(ctx, params.start_file, params.start_timeout)
-        count = planned_count(params)
-        pad = "x" * params.pad
-        interval = params.interval_ms / 1000
-        loop = asyncio.get_running_loop()
-        started = due = loop.time()
-        sent = 0
-        while sent < count:
-            burst = 0
-            while sent < count and burst < MAX_BURST and loop.time() >= due:
-                sent += 1
-                burst += 1
-                ctx.progress(100.0 * sent / count, message=f"{time.time_ns()} {sent} {pad}")
-                due += interval
-            now = loop.time()
-            if due < now - MAX_BURST * interval:
-                due = now  # too far behind to catch up: restart the schedule from here
-            if sent < count:
-                await asyncio.sleep(max(due - now, 0.0))
-        elapsed = loop.time() - started
-        return {"count": sent, "seconds": elapsed, "rate": sent / elapsed if elapsed else 0.0}
+    """``bench`` is failed when its server is interrupted; ``bench_requeue`` (the same job) is
+    re-queued and run again from the start (the crash-loop probe uses both)."""
+    registry.register("bench", params=BenchParams, progress_interval=0.0, on_interrupt="fail")(
+        bench
+    )
+    registry.register(
+        "bench_requeue", params=BenchParams, progress_interval=0.0, on_interrupt="requeue"
+    )(bench)
 
     @registry.register("noop", on_interrupt="fail")
     async def noop(ctx: JobContext, params: object) -> None:

@@ -564,6 +564,11 @@ class Cluster:
         self.name = f"jobstream_bench_{secrets.token_hex(4)}"
         self.prefix = f"jobstream-bench-{secrets.token_hex(4)}:"
         self._admin(f'CREATE DATABASE "{self.name}"')
+        if os.environ.get("JOBSTREAM_BENCH_PG_SYNCHRONOUS_COMMIT"):
+            # e.g. "off": commits without waiting for the disk (what SQLite's WAL with
+            # synchronous=NORMAL does); the database's default waits for an fsync per commit.
+            value = os.environ["JOBSTREAM_BENCH_PG_SYNCHRONOUS_COMMIT"]
+            self._admin(f'ALTER DATABASE "{self.name}" SET synchronous_commit = {value}')
 
     def _admin(self, sql: str) -> None:
         import asyncpg

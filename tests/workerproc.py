@@ -13,6 +13,13 @@ from serverproc import ROOT, SECRET
 
 
 class WorkerProcess:
+    """``jobstream worker`` (``WORKER_ARGS`` then ``args``); ready when its log shows ``ready``."""
+
+    WORKER_ARGS: tuple[str, ...] = ()
+    START_SECONDS = 30.0
+    NEW_SESSION = False
+    """In a process group of its own (so a SIGKILL of the group takes pool children too)."""
+
     def __init__(self, data_dir: Path, env: dict[str, str], *args: str) -> None:
         self.data_dir = data_dir
         self.env = {
@@ -25,27 +32,32 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"worker-{id(self)}.log"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "jobstream",
+            "worker",
+            *self.WORKER_ARGS,
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
+
     def start(self, ready: str = "running") -> WorkerProcess:
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env.get("PYTHONPATH", "")])
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jobstream",
-                    "worker",
-                    "--data-dir",
-                    str(self.data_dir),
-                    *self.args,
-                ],
+                self.command(),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
+                start_new_session=self.NEW_SESSION,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
@@ -68,8 +80,7 @@ class WorkerProcess:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             raise
 
     def kill(self) -> None:
@@ -77,6 +88,3 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait()
-
-
-__all__ = ["WorkerProcess"]

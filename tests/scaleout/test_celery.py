@@ -24,18 +24,11 @@ import httpx
 import pytest
 
 from celeryproc import BROKER_URL, CeleryWorker, celery_queue
-from pgdb import postgres_database
 from serverproc import ROOT, ServerProcess, bearer
 from ssehelp import collect
 
 LEASE = "4"
 TERMINAL = {"completed", "failed", "cancelled"}
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from jobstream.store.sql import normalize_url
 from pgdb import ADMIN_URL, postgres_database
-from redisdb import REDIS_URL, RedisServer, redis_prefix
+from redisdb import REDIS_URL, RedisServer
 from serverproc import ServerProcess, bearer
 from ssehelp import SSEReader, collect
 from workerproc import WorkerProcess
@@ -32,18 +32,6 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 
 @pytest.fixture
-async def database() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with redis_prefix() as value:
-        yield value
-
-
-@pytest.fixture
 def env(database: str, prefix: str) -> dict[str, str]:
     return {
         "JOBSTREAM_STORE_URL": database,
@@ -51,20 +39,6 @@ def env(database: str, prefix: str) -> dict[str, str]:
         "JOBSTREAM_REDIS_PREFIX": prefix,
         "JOBSTREAM_LEASE_SECONDS": "30",
     }
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Callable[..., WorkerProcess]:
-    started: list[WorkerProcess] = []
-
-    def make(env: dict[str, str], *args: str) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path / "shared", env, *args)
-        started.append(worker)
-        return worker.start()
-
-    yield make
-    for worker in started:
-        worker.kill()
 
 
 def http_only(make_server: Callable[..., ServerProcess], env: dict[str, str], tmp: Path) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from nginxproc import NginxProcess
-from pgdb import postgres_database
-from redisdb import REDIS_URL, redis_prefix
+from redisdb import REDIS_URL
 from serverproc import ServerProcess, bearer, token
 from ssehelp import SSEReader, collect
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with redis_prefix() as value:
-        yield value
 
 
 @pytest.fixture

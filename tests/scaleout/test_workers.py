@@ -11,39 +11,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from pgdb import postgres_database
 from serverproc import ServerProcess, bearer
 from ssehelp import SSEReader, collect
 from workerproc import WorkerProcess
 
 LEASE = "4"
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Callable[..., WorkerProcess]:
-    started: list[WorkerProcess] = []
-
-    def make(env: dict[str, str], *args: str) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path / "shared", env, *args)
-        started.append(worker)
-        return worker.start()
-
-    yield make
-    for worker in started:
-        worker.kill()
 
 
 def cluster_env(database: str) -> dict[str, str]:

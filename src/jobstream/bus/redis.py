@@ -346,7 +346,6 @@ class RedisBus(EventBus):
             if upto is not None and self._top is not None and upto > self._top + 1:
                 # A hole in the positions (an event removed since): step over it.
                 self._top = upto - 1
-                self._offer([])
                 self._release_held()
                 return True
             return False

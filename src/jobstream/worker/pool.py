@@ -209,6 +209,16 @@ class WorkerPool:
         """Claim ``job_id`` (if it is queued) and run it here to its end; the job as it is then
         (``None`` if missing). A job that was not queued is left alone and returned as it is:
         finished, or running under another worker's lease."""
+        job = await self._claim_given(job_id)
+        if job is None:
+            return await self.store.get(job_id)
+        running = self._start(job)
+        assert running.task is not None
+        await asyncio.shield(running.task)
+        return await self.store.get(job_id)
+
+    async def _claim_given(self, job_id: str) -> Job | None:
+        """Claim ``job_id`` for this worker if it is queued, and announce it running."""
         claimed = await self.store.claim_job(
             job_id,
             self.worker_id,
@@ -216,20 +226,22 @@ class WorkerPool:
             lambda job: status_event(job, JobStatus.RUNNING, worker=self.worker_id),
         )
         if claimed is None:
-            return await self.store.get(job_id)
+            return None
         job, event = claimed
         await self.bus.publish([event])
-        running = self._start(job)
-        assert running.task is not None
-        await asyncio.shield(running.task)
-        return await self.store.get(job_id)
+        return job
 
-    def _start(self, job: Job) -> _Running:
+    def _register(self, job: Job) -> _Running:
+        """A job this worker now runs: its reporter, counted as running here."""
         reporter = JobReporter(job, self.writer, observer=self.observer)
         self.observer.started(job, waited_seconds(job))
         running = _Running(job.id, None, reporter)
         self._running[job.id] = running
         self._idle.clear()
+        return running
+
+    def _start(self, job: Job) -> _Running:
+        running = self._register(job)
         running.task = asyncio.create_task(self._run(job, running), name=f"jobstream-job-{job.id}")
         return running
 
@@ -320,25 +332,14 @@ class WorkerPool:
         task reporting as a job): its lease is renewed and cancels reach it as for a handler
         of a kind; end it with ``conclude`` (or ``requeue``) and then ``detach``. ``None`` if
         the job was not queued."""
-        claimed = await self.store.claim_job(
-            job_id,
-            self.worker_id,
-            self.lease_seconds,
-            lambda job: status_event(job, JobStatus.RUNNING, worker=self.worker_id),
-        )
-        if claimed is None:
+        job = await self._claim_given(job_id)
+        if job is None:
             return None
-        job, event = claimed
-        await self.bus.publish([event])
-        reporter = JobReporter(job, self.writer, observer=self.observer)
-        self.observer.started(job, waited_seconds(job))
-        running = _Running(job.id, None, reporter)
-        self._running[job.id] = running
-        self._idle.clear()
+        running = self._register(job)
         ctx = JobContext(
             job,
             params if params is not None else job.params,
-            reporter,
+            running.reporter,
             data_dir=self.data_dir,
             progress_interval=0.1,
             loop=asyncio.get_running_loop(),

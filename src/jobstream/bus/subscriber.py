@@ -20,6 +20,7 @@ drains holds at most about twice ``soft_limit`` slots.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from jobstream.models import Event, EventType
 
@@ -47,6 +48,7 @@ class Subscriber:
         "everything",
         "hard_limit",
         "job_id",
+        "on_wake",
         "owner",
         "soft_limit",
         "wake_flags",
@@ -76,6 +78,9 @@ class Subscriber:
         self.close_reason: str | None = None
         self.coalesced = 0
         self.wake_flags = Wake.NONE
+        self.on_wake: Callable[[], None] | None = None
+        """Called on a wake-up that finds no reader waiting (``streams/lifecycle.py``'s
+        ``StreamWriter`` starts its task from it)."""
 
     @property
     def closed(self) -> bool:
@@ -127,12 +132,24 @@ class Subscriber:
             self.close_reason = reason
         self._wake()
 
+    @property
+    def ready(self) -> bool:
+        """``wait`` would return at once."""
+        return bool(self._pending) or bool(self.wake_flags) or self.close_reason is not None
+
+    @property
+    def waiting(self) -> bool:
+        """A reader is waiting in ``wait``."""
+        return self._waiter is not None
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        elif self.on_wake is not None:
+            self.on_wake()
 
     def drain(self) -> list[Event]:
         """Take every pending event, oldest first, without waiting."""

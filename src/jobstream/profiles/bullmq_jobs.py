@@ -125,8 +125,8 @@ async def _queue(rt: Runtime, user: Principal, kind: str, params: dict[str, Any]
 async def _stream(rt: Runtime, user: Principal, job_id: str, kind: str) -> Response:
     job = await rt.jobs.get_stored(user, job_id, kind=kind)
     handle = await rt.hub.open(user.sub, "sse", job_id=job_id)
-    chunks = rt.hub.job_stream(handle, job, None, JobUpdates())
-    return SSEResponse(chunks, handle, rt.hub.close)
+    stream = rt.hub.job_stream(handle, job, None, JobUpdates())
+    return SSEResponse(stream, rt.hub.close)
 
 
 router = APIRouter(tags=[TAG])

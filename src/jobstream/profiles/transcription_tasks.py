@@ -181,8 +181,8 @@ async def task_progress(task_id: str, rt: RuntimeDep, user: StreamUserDep) -> Re
     except JobNotFound:
         return Response(NOT_FOUND, headers=SSE_HEADERS)
     handle = await rt.hub.open(user.sub, "sse", job_id=task_id)
-    chunks = rt.hub.job_stream(handle, job, None, TaskProgressEvents())
-    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+    stream = rt.hub.job_stream(handle, job, None, TaskProgressEvents())
+    return SSEResponse(stream, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
 
 
 __all__ = ["TAG", "TaskProgressEvents", "router", "task_details"]

@@ -185,8 +185,8 @@ async def stream_status(
     job = await rt.jobs.get_stored(user, job_id, kind=KIND)
     every = min(PERIODIC_SECONDS, rt.settings.sse_ping_seconds)
     handle = await rt.hub.open(user.sub, "sse", job_id=job_id, ping_every=every)
-    chunks = rt.hub.job_stream(handle, job, None, VideoQueueEvents(links))
-    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+    stream = rt.hub.job_stream(handle, job, None, VideoQueueEvents(links))
+    return SSEResponse(stream, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
 
 
 @router.get(

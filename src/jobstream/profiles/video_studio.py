@@ -117,7 +117,7 @@ class VideoLinks:
             raise Forbidden("this video link has expired; fetch the video record for a new one")
 
 
-def video_links(rt: RuntimeDep) -> VideoLinks:
+async def video_links(rt: RuntimeDep) -> VideoLinks:
     """The server's signer of video links, made at its first use."""
     found = rt.extras.get("video_links")
     if not isinstance(found, VideoLinks):
@@ -263,8 +263,8 @@ async def stream(
         rt.metrics.resumes.labels(transport="sse").inc()
     handle = await rt.hub.open(user.sub, "sse", job_id=video_id)
     encoder = VideoStepLog(lambda job_id: signer.url(job_id, links))
-    chunks = rt.hub.job_stream(handle, job, 0 if after is None else after, encoder)
-    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+    stream = rt.hub.job_stream(handle, job, 0 if after is None else after, encoder)
+    return SSEResponse(stream, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
 
 
 @router.post(f"{VIDEOS}/{{video_id}}/cancel", summary="Stop generating a video (seed 002)")

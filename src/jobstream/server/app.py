@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,19 +29,53 @@ from jobstream.server.runtime import Runtime, build_runtime, load_registrar
 from jobstream.server.ui import mount_ui
 from jobstream.settings import Settings
 from jobstream.store import JobStore
-from jobstream.streams.connection import remember_raw_send
+from jobstream.streams.connection import DETACH, DetachedBody, compact_scope, remember_raw_send
 from jobstream.worker.registry import Registry
 
 Plugin = Callable[[FastAPI, Runtime], None]
 
 
+BODY_TRANSPARENT = (CORSMiddleware, BodySizeLimit)
+"""Middleware that leave response bodies alone: a stream's body may run outside them."""
+
+
 class JobstreamApp(FastAPI):
     """FastAPI, keeping the server's own ``send`` in the scope so that a stream whose reader
-    stopped reading can abort its connection (``streams/connection.py``)."""
+    stopped reading can abort its connection, and running a stream's body outside the routing
+    stack (``streams/connection.py``)."""
+
+    _detaching: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         remember_raw_send(scope, send)
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        detaching = self._detaching
+        if detaching is None:
+            detaching = self._detaching = all(
+                cast(object, m.cls) in BODY_TRANSPARENT for m in self.user_middleware
+            )
+        if not detaching:
+            await super().__call__(scope, receive, send)
+            return
+        # The detached body (``streams/connection.py``), run here: no frame between this one and
+        # the body's for every open stream.
+        outermost = "app" not in scope  # not mounted in a host app, which may read its own keys
+        slot: list[DetachedBody] = []
+        scope[DETACH] = slot
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException:
+            for detached in slot:
+                await detached.discard()
+            raise
+        if slot:
+            body = slot.pop().run_body(scope, receive, send)
+            del scope[DETACH], slot
+            if outermost:
+                compact_scope(scope)
+            await body
 
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]

@@ -81,7 +81,13 @@ async def poll_user(request: Request) -> Principal:
     return await authorize(request, stream="wait" in request.query_params)
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+async def runtime_dependency(conn: HTTPConnection) -> Runtime:
+    """``runtime`` as a dependency: ``async`` so that FastAPI calls it on the loop (a plain
+    function dependency runs in a worker thread: a hop per request, and state kept per task)."""
+    return runtime(conn)
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency)]
 UserDep = Annotated[Principal, Depends(current_user)]
 StreamUserDep = Annotated[Principal, Depends(stream_user)]
 PollUserDep = Annotated[Principal, Depends(poll_user)]

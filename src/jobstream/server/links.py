@@ -47,6 +47,11 @@ def links_for(conn: HTTPConnection) -> Links:
     return Links(conn.scope.get("root_path", ""))
 
 
-LinksDep = Annotated[Links, Depends(links_for)]
+async def _links_dependency(conn: HTTPConnection) -> Links:
+    # ``async``: a plain function dependency would run in a worker thread.
+    return links_for(conn)
+
+
+LinksDep = Annotated[Links, Depends(_links_dependency)]
 
 __all__ = ["API", "Links", "LinksDep", "links_for"]

@@ -1,4 +1,18 @@
-"""Dropping a connection whose reader stopped reading.
+"""A stream's connection: its body run outside the routing stack, its client's disconnect, and
+dropping it when its reader stopped reading.
+
+**Detached bodies.** A streaming response runs inside every frame of the stack that routed it
+(the server's task, each middleware, the router, the route's exit stacks and request objects),
+and keeps them all for as long as the stream is open: most of an idle stream's memory. So the
+outermost app (``create_app``'s ``JobstreamApp``) offers each HTTP request a slot (``DETACH``): a
+stream response sends its response start through the stack as usual (middleware see it), puts
+itself in the slot and returns; the stack unwinds, and the outermost app then runs the body with
+the server's own ``receive``/``send``. Routing, auth, errors and the response start are the one
+routed path; only where the body's frames live changes. The app offers the slot only when no
+middleware of its own wraps body messages (a user's ``add_middleware`` other than the ones
+``create_app`` adds turns it off), since such a middleware would no longer see them.
+
+**Dropping a reader that stopped reading.**
 
 A write to such a reader blocks in the server's flow control, and closing it the ASGI way
 (ending the response) leaves the server's transport open with its buffer unsent for as long
@@ -11,36 +25,79 @@ server closes the connection the usual way.
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from starlette.types import Scope, Send
+from starlette.types import Receive, Scope, Send
 
-RAW_SEND = "jobstream.raw_send"
+TRANSPORT = "jobstream.transport"
+DETACH = "jobstream.detach"
+ASGI_SCOPE_KEYS = (
+    "type",
+    "asgi",
+    "http_version",
+    "scheme",
+    "method",
+    "path",
+    "client",
+    "server",
+    "state",
+    TRANSPORT,
+)
+"""What a detached body's scope keeps when the app is the server's own: the request's identity
+(what a server may log of it), not its headers or the routing stack's additions (its exit
+stacks among them). Ten keys, the most a dict holds at its smallest size (272 bytes)."""
+
+
+class DetachedBody(Protocol):
+    def run_body(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]: ...
+    async def discard(self) -> None: ...
+
+
+def detach_body(scope: Scope, body: DetachedBody) -> bool:
+    """Hand ``body`` to the outermost app to run once the stack has returned; ``False`` when
+    this request has no slot (the caller then runs it in place)."""
+    slot: list[DetachedBody] | None = scope.get(DETACH)
+    if slot is None or slot:
+        return False
+    slot.append(body)
+    return True
+
+
+def compact_scope(scope: Scope) -> None:
+    """Keep only the ASGI keys of a detached body's scope (the routing stack's additions, its
+    exit stacks among them, are let go; the table the additions grew is freed)."""
+    kept = {key: scope[key] for key in ASGI_SCOPE_KEYS if key in scope}
+    scope.clear()
+    scope.update(kept)
 
 
 def remember_raw_send(scope: Scope, send: Send) -> None:
-    """Keep the server's own ``send`` in the scope (the outermost app calls this). Weakly: the
-    server's connection object holds the scope, and a strong reference back to its bound
-    method would make a reference cycle of every connection."""
-    if RAW_SEND not in scope:
-        try:
-            scope[RAW_SEND] = weakref.WeakMethod(send)
-        except TypeError:  # not a bound method: nothing to abort through
-            scope[RAW_SEND] = None
+    """Keep the server's transport in the scope, found through its own ``send`` (the outermost
+    app calls this, before any middleware wraps ``send``). The transport, not the bound method:
+    the server's connection object holds the scope, so a reference to the method would make a
+    reference cycle of every connection (and a weak one costs two objects per connection), while
+    a transport lets go of its protocol when the connection closes."""
+    if TRANSPORT not in scope:
+        owner = getattr(send, "__self__", None)
+        scope[TRANSPORT] = getattr(owner, "transport", None)
 
 
 def abort_connection(scope: Scope) -> bool:
     """Abort the request's TCP connection now, unsent data and all; ``False`` if the server
     does not let us."""
-    ref = scope.get(RAW_SEND)
-    owner: Any = getattr(ref() if ref is not None else None, "__self__", None)
-    transport = getattr(owner, "transport", None)
-    abort = getattr(transport, "abort", None)
+    abort = getattr(scope.get(TRANSPORT), "abort", None)
     if not callable(abort):
         return False
     abort()
     return True
 
 
-__all__ = ["RAW_SEND", "abort_connection", "remember_raw_send"]
+__all__ = [
+    "DETACH",
+    "TRANSPORT",
+    "abort_connection",
+    "compact_scope",
+    "detach_body",
+    "remember_raw_send",
+]

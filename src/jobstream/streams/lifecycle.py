@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from jobstream.bus.base import EventBus
 from jobstream.bus.subscriber import Subscriber, Wake
@@ -36,6 +36,8 @@ FEED_PAGE = 1000
 """Events read from the store at a time while an all-jobs stream catches up."""
 FEED_SNAPSHOT_PAGE = 500
 """Jobs per ``snapshot`` message when a catch-up goes past its bound."""
+WRITER_LINGER = 2.0
+"""Seconds a stream's writer task waits for more to write before it ends (``StreamWriter``)."""
 LATENCY_SAMPLE = 15
 """``jobstream_publish_to_send_seconds`` observes one of every 16 batches a stream sends."""
 
@@ -82,7 +84,10 @@ class StreamHandle:
     sending_since: float = 0.0
     """When the send in progress began (0: none). A reader that stops reading blocks it."""
     task: asyncio.Task[Any] | None = None
-    """The task that writes to the connection: cancelled when its reader stalls."""
+    """The task writing to the connection, while there is one (``StreamWriter``): cancelled
+    when its reader stalls."""
+    retire: bool = False
+    """Set by the ticker: the writer has waited ``WRITER_LINGER`` seconds with nothing to do."""
     stalled: str | None = None
     """Why the reader was dropped while a send blocked (``send_timeout``, ``overflow``,
     ``time_limit``, ``shutdown``)."""
@@ -288,6 +293,9 @@ class StreamHub:
                 elif now - handle.last_send >= handle.ping_every:
                     handle.last_send = now
                     subscriber.wake(Wake.PING)
+                elif subscriber.waiting and now - handle.last_send >= WRITER_LINGER:
+                    handle.retire = True
+                    subscriber.wake(Wake.NONE)
 
     def _drop_stalled(self, handle: StreamHandle, reason: str) -> None:
         """A reader that stopped reading: end its stream's task (blocked in a send)."""
@@ -314,49 +322,22 @@ class StreamHub:
             live = live.apply(event)
         return live, stored
 
-    # -- the send loop ------------------------------------------------------------------------
+    # -- streams ------------------------------------------------------------------------------
 
-    async def job_stream(
+    def job_stream(
         self, handle: StreamHandle, job: Job, after_seq: int | None, encoder: Encoder
-    ) -> AsyncIterator[list[Any]]:
-        """Batches of encoded units for one job's stream, ending after its terminal event."""
-        live, backlog = await self.catch_up(job, after_seq)
-        units: list[Any] = []
-        last = live.seq
-        if backlog is None:
-            unit = encoder.snapshot(live)
-            if unit is not None:
-                units.extend(unit if isinstance(unit, list) else [unit])
-        else:
-            last = after_seq if after_seq is not None else live.seq
-            for event in backlog:
-                units.extend(self._encode(encoder, event))
-                last = event.seq
-        if units:
-            yield units
-        if live.finished or handle.subscriber.closed:
-            return
+    ) -> Stream:
+        """One job's stream, ending after its terminal event."""
+        return Stream(self, handle, encoder, job=job, after=after_seq)
 
-        def fresh(event: Event) -> bool:
-            nonlocal last
-            if event.seq <= last:
-                return False
-            last = event.seq
-            return True
-
-        async for batch in self._live(handle, encoder, fresh):
-            yield batch.units
-            if batch.ended:
-                return
-
-    async def feed(
+    def feed(
         self,
         handle: StreamHandle,
         owner: str | None,
         after_pos: int | None,
         encoder: FeedEncoder,
         recent_jobs: Callable[[], Awaitable[list[Job]]],
-    ) -> AsyncIterator[list[Any]]:
+    ) -> Stream:
         """An all-jobs stream (``owner`` ``None``: everyone's), subscribed by ``open``.
 
         Fresh: the encoder's ``feed_snapshot`` of ``recent_jobs()`` at the store's current
@@ -364,28 +345,25 @@ class StreamHub:
         ``feed_catch_up_limit`` events, a snapshot of every job whose events are skipped instead
         (``snapshot`` messages of at most ``FEED_SNAPSHOT_PAGE`` jobs; only the last carries the
         position to resume from). Never a silent gap. Then live events, unending."""
-        return self._feed_stream(handle, owner, after_pos, encoder, recent_jobs)
+        return Stream(self, handle, encoder, owner=owner, after=after_pos, recent_jobs=recent_jobs)
 
-    async def _feed_stream(
-        self,
-        handle: StreamHandle,
-        owner: str | None,
-        after_pos: int | None,
-        encoder: FeedEncoder,
-        recent_jobs: Callable[[], Awaitable[list[Job]]],
-    ) -> AsyncIterator[list[Any]]:
+    async def feed_catch_up(self, stream: Stream) -> AsyncGenerator[list[Any], None]:
         store = self.store
+        encoder = cast(FeedEncoder, stream.encoder)
+        owner = stream.owner
+        after_pos = stream.after
         position = await store.feed_position()
         if after_pos is None or after_pos > position:
             # A fresh connect, or a position beyond the log (another deployment's, or garbage).
-            unit = encoder.feed_snapshot(await recent_jobs(), position)
+            assert stream.recent_jobs is not None
+            unit = encoder.feed_snapshot(await stream.recent_jobs(), position)
             if unit is not None:
                 yield [unit]
         else:
             position = after_pos
             replayed = 0
             limit = self.settings.feed_catch_up_limit
-            while not handle.subscriber.closed:
+            while not stream.handle.subscriber.closed:
                 page = await store.feed_events(owner, position, FEED_PAGE)
                 if not page:
                     break
@@ -398,23 +376,15 @@ class StreamHub:
                     break
                 units: list[Any] = []
                 for event in page:
-                    units.extend(self._encode(encoder, event))
+                    units.extend(_encode(encoder, event))
                 replayed += len(page)
                 position = page[-1].pos or position
                 if units:
                     yield units
                 if len(page) < FEED_PAGE:
                     break
-        boundary = position
-
-        def fresh(event: Event) -> bool:
-            # Everything at or below the boundary was in the snapshot or the replay.
-            return event.pos is None or event.pos > boundary
-
-        async for batch in self._live(handle, encoder, fresh, end_on_terminal=False):
-            yield batch.units
-            if batch.ended:
-                return
+        # Everything at or below it was in the snapshot or the replay.
+        stream.after = position
 
     async def _feed_snapshots(
         self, owner: str | None, after_pos: int, top: int, encoder: FeedEncoder
@@ -432,45 +402,132 @@ class StreamHub:
                 yield [unit]
             page = following
 
-    @staticmethod
-    def _encode(encoder: Encoder, event: Event) -> list[Any]:
-        unit = encoder.event(event)
-        if unit is None:
-            return []
-        return unit if isinstance(unit, list) else [unit]
 
-    async def _live(
+def _encode(encoder: Encoder, event: Event) -> list[Any]:
+    unit = encoder.event(event)
+    if unit is None:
+        return []
+    return unit if isinstance(unit, list) else [unit]
+
+
+class Stream:
+    """What one stream sends: its catch-up (``opening()``: batches read from the store, once),
+    then a batch per wake-up (``await subscriber.wait()``, then ``take()``).
+
+    The live part is a plain object with a synchronous step rather than a generator: an idle
+    stream keeps no suspended frame of its own, only its transport's loop waiting on the
+    subscriber, and holds no job, snapshot or batch (docs/benchmarks.md, idle memory).
+    ``after`` is the last seq sent (one job) or the feed position the live part starts after
+    (all jobs); ``ended`` is set once the stream must end after what it last returned.
+    """
+
+    __slots__ = (
+        "after",
+        "by_seq",
+        "encoder",
+        "ended",
+        "handle",
+        "hub",
+        "job",
+        "owner",
+        "recent_jobs",
+    )
+
+    def __init__(
         self,
+        hub: StreamHub,
         handle: StreamHandle,
         encoder: Encoder,
-        keep: Callable[[Event], bool],
         *,
-        end_on_terminal: bool = True,
-    ) -> AsyncIterator[_Batch]:
+        job: Job | None = None,
+        owner: str | None = None,
+        after: int | None = None,
+        recent_jobs: Callable[[], Awaitable[list[Job]]] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.handle = handle
+        self.encoder = encoder
+        self.job = job
+        self.owner = owner
+        self.after = after
+        self.recent_jobs = recent_jobs
+        self.by_seq = job is not None
+        self.ended = False
+
+    @property
+    def subscriber(self) -> Subscriber:
+        return self.handle.subscriber
+
+    def opening(self) -> AsyncGenerator[list[Any], None]:
+        """The catch-up's batches; afterwards ``after`` is where the live part starts."""
+        if not self.by_seq:
+            return self.hub.feed_catch_up(self)
+        return self._job_catch_up()
+
+    async def _job_catch_up(self) -> AsyncGenerator[list[Any], None]:
+        job, self.job = self.job, None  # nothing of it is kept while the stream is idle
+        assert job is not None
+        after_seq = self.after
+        encoder = self.encoder
+        live, backlog = await self.hub.catch_up(job, after_seq)
+        del job
+        units: list[Any] = []
+        last = live.seq
+        if backlog is None:
+            unit = encoder.snapshot(live)
+            if unit is not None:
+                units.extend(unit if isinstance(unit, list) else [unit])
+        else:
+            last = after_seq if after_seq is not None else live.seq
+            for event in backlog:
+                units.extend(_encode(encoder, event))
+                last = event.seq
+        self.after = last
+        if live.finished or self.handle.subscriber.closed:
+            self.ended = True
+        del live, backlog
+        if units:
+            yield units
+
+    def take(self) -> list[Any]:
+        """What a wake-up brings, encoded: the pending events (past ``after``), a heartbeat, or
+        the time limit's last message; sets ``ended`` when the stream must end after it."""
+        handle = self.handle
         subscriber = handle.subscriber
-        latency = self.metrics.publish_to_send
-        while True:
-            await subscriber.wait()
-            events = [e for e in subscriber.drain() if keep(e)]
-            flags = subscriber.take_flags()
-            units: list[Any] = []
-            ended = False
-            for event in events:
-                # Inline rather than ``_encode``: this runs per event per stream.
-                unit = encoder.event(event)
-                if unit is not None:
-                    if isinstance(unit, list):
-                        units.extend(unit)
-                    else:
-                        units.append(unit)
-                if end_on_terminal and encoder.ends_with(event):
-                    ended = True
-                    break
-            if events:
-                handle.delivered += len(events)
-                handle.batches += 1
-                if handle.batches & LATENCY_SAMPLE == 1:  # the first batch, then every 16th
-                    latency.observe(max(time.time() - events[-1].ts_us / 1e6, 0.0))
+        encoder = self.encoder
+        by_seq = self.by_seq
+        after = self.after
+        units: list[Any] = []
+        ended = False
+        delivered = 0
+        newest = 0
+        for event in subscriber.drain():
+            if by_seq:
+                if after is not None and event.seq <= after:
+                    continue
+                after = event.seq
+            elif event.pos is not None and after is not None and event.pos <= after:
+                continue
+            delivered += 1
+            newest = event.ts_us
+            unit = encoder.event(event)
+            if unit is not None:
+                if isinstance(unit, list):
+                    units.extend(unit)
+                else:
+                    units.append(unit)
+            if by_seq and encoder.ends_with(event):
+                ended = True
+                break
+        if by_seq:
+            self.after = after
+        flags = subscriber.take_flags()
+        if delivered:
+            handle.delivered += delivered
+            handle.batches += 1
+            if handle.batches & LATENCY_SAMPLE == 1:  # the first batch, then every 16th
+                self.hub.metrics.publish_to_send.observe(max(time.time() - newest / 1e6, 0.0))
+        if flags:
             if not ended and flags & Wake.TIMEOUT:
                 unit = encoder.timeout()
                 if unit is not None:
@@ -480,22 +537,121 @@ class StreamHub:
                 unit = encoder.ping()
                 if unit is not None:
                     units.append(unit)
-            if subscriber.closed and not ended:
-                ended = True
             if flags & Wake.RESUME:
                 handle.resume_requested = True
-            if units:
-                handle.touch()
-            yield _Batch(units, events, ended)
-            if ended:
-                return
+        if subscriber.close_reason is not None:
+            ended = True
+        if units:
+            handle.touch()
+        self.ended = ended
+        return units
 
 
-@dataclass(slots=True)
-class _Batch:
-    units: list[Any]
-    events: list[Event]
-    ended: bool
+class StreamWriter:
+    """Runs a stream's writes in a task that exists only while there is something to write.
+
+    The connection's own task waits for the client (``serve``: its messages, its disconnect),
+    as a bare ASGI app does; a wake-up of the subscriber that finds no writer starts one
+    (``write``: it writes until it has waited ``WRITER_LINGER`` seconds with nothing to do, then
+    returns, and a later wake-up starts a new one). An idle stream so holds no task, coroutine
+    or future of its own beyond the connection's (docs/benchmarks.md, idle memory), and a busy
+    one keeps its writer, paying for no task per event. When ``write`` ends the stream
+    (``finish``), the connection's task stops waiting for the client.
+
+    A transport subclasses it with ``write`` (its send loop; ``await self.next()`` between
+    batches) and ``received`` (a client message; ``True`` for the disconnect).
+    """
+
+    __slots__ = ("_main", "_watching", "finished", "handle")
+
+    def __init__(self, handle: StreamHandle) -> None:
+        self.handle = handle
+        self._main: asyncio.Task[Any] | None = None
+        self._watching = False
+        self.finished = False
+
+    async def write(self) -> None:
+        raise NotImplementedError
+
+    def received(self, message: Any) -> bool:
+        raise NotImplementedError
+
+    async def serve(
+        self,
+        receive: Callable[[], Awaitable[Any]],
+        on_close: Callable[[StreamHandle], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run in the connection's task: the opening write, then the client's messages until
+        its disconnect or the stream's end; then stop the writer and ``on_close``."""
+        handle = self.handle
+        self._main = asyncio.current_task()
+        handle.subscriber.on_wake = self.kick
+        try:
+            self.kick()
+            if not self.finished:
+                self._watching = True
+                try:
+                    while not self.received(await receive()):
+                        pass
+                except asyncio.CancelledError:
+                    if not self.finished:
+                        raise
+                    if self._main is not None:
+                        self._main.uncancel()
+                finally:
+                    self._watching = False
+        finally:
+            await self.stop()
+            if on_close is not None:
+                await on_close(handle)
+
+    def kick(self) -> None:
+        if self.handle.task is None and not self.finished:
+            self.handle.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.write()
+        except asyncio.CancelledError:
+            self.finish()
+            raise
+        except Exception:
+            log.exception("a %s stream failed", self.handle.transport)
+            self.finish()
+        finally:
+            if self.handle.task is asyncio.current_task():
+                self.handle.task = None
+
+    async def next(self) -> bool:
+        """Wait for the subscriber; ``False``: nothing came for ``WRITER_LINGER`` s (return)."""
+        handle = self.handle
+        subscriber = handle.subscriber
+        while not subscriber.ready:
+            if handle.retire:
+                handle.retire = False
+                return False
+            await subscriber.wait()
+        handle.retire = False
+        return True
+
+    def finish(self) -> None:
+        """The stream has ended: no more writers, and the connection's task stops waiting."""
+        if self.finished:
+            return
+        self.finished = True
+        main = self._main
+        if self._watching and main is not None and main is not asyncio.current_task():
+            main.cancel()
+
+    async def stop(self) -> None:
+        """No more writes: end the writer task, if one runs, and wait for it."""
+        self.finished = True
+        self.handle.subscriber.on_wake = None
+        task = self.handle.task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _overflow_fields(handle: StreamHandle) -> dict[str, object]:

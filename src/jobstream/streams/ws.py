@@ -17,10 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from jobstream import codec
@@ -32,7 +33,14 @@ from jobstream.server.links import Links
 from jobstream.service import JobNotFound
 from jobstream.streams.connection import abort_connection
 from jobstream.streams.envelope import event_envelope, feed_snapshot_envelope, snapshot_envelope
-from jobstream.streams.lifecycle import Encoder, FeedEncoder, StreamHandle, StreamLimit
+from jobstream.streams.lifecycle import (
+    Encoder,
+    FeedEncoder,
+    Stream,
+    StreamHandle,
+    StreamLimit,
+    StreamWriter,
+)
 from jobstream.streams.positions import parse_position
 
 if TYPE_CHECKING:
@@ -168,34 +176,108 @@ async def run_websocket(websocket: WebSocket, rt: Runtime, plan_for: Callable[..
 async def _serve(
     websocket: WebSocket, rt: Runtime, principal: Principal, plan: Plan, handle: StreamHandle
 ) -> None:
-    subscriber = handle.subscriber
-    handle.task = asyncio.current_task()
-    resume_to: list[int] = []
-    receiver = asyncio.ensure_future(_receive(websocket, handle, resume_to))
-    close_code, reason = CLOSE_NORMAL, "done"
     try:
-        after = plan.after_seq
-        while True:
-            chunks = await _chunks(rt, principal, plan, handle, after)
-            try:
-                async for units in chunks:
-                    # The hub's ticker drops the stream if a send blocks too long.
-                    handle.sending_since = time.monotonic()
-                    for unit in units:
-                        await websocket.send_text(unit)
-                    handle.sending_since = 0.0
-                    if handle.resume_requested:
-                        break
-            finally:
-                await chunks.aclose()  # type: ignore[attr-defined]
-            if handle.resume_requested and resume_to and subscriber.close_reason is None:
-                handle.resume_requested = False
-                after = resume_to.pop()
-                resume_to.clear()
-                if plan.job_id is None:
-                    plan.after_cursor = after
-                continue
-            break
+        await _Writer(websocket, rt, principal, plan, handle).serve(websocket.receive)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        handle.subscriber.close("disconnect")
+
+
+class _Writer(StreamWriter):
+    """What a WebSocket stream's writer needs between its runs (``StreamWriter``), and what the
+    connection's task makes of the client's messages: activity (for the idle limit), ``resume``
+    requests, and the disconnect."""
+
+    __slots__ = ("after", "plan", "principal", "resume_to", "rt", "stream", "websocket")
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        rt: Runtime,
+        principal: Principal,
+        plan: Plan,
+        handle: StreamHandle,
+    ) -> None:
+        super().__init__(handle)
+        self.websocket = websocket
+        self.rt = rt
+        self.principal = principal
+        self.plan = plan
+        self.stream: Stream | None = None
+        self.after = plan.after_seq
+        self.resume_to: list[int] = []
+
+    def received(self, message: Message) -> bool:
+        subscriber = self.handle.subscriber
+        if message["type"] == "websocket.disconnect":
+            subscriber.close("disconnect")
+            return True
+        self.handle.touch()
+        text = message.get("text")
+        if not text:
+            return False
+        try:
+            body = codec.loads(text)
+        except ValueError:
+            return False
+        if isinstance(body, dict) and body.get("type") == "resume":
+            after = body.get("after_seq", body.get("after_cursor"))
+            if isinstance(after, int) and after >= 0:
+                self.resume_to.append(after)
+                subscriber.wake(Wake.RESUME)
+        return False
+
+    async def write(self) -> None:
+        websocket = self.websocket
+        handle = self.handle
+        subscriber = handle.subscriber
+        try:
+            while True:
+                stream = self.stream
+                if stream is None:
+                    stream = self.stream = await _stream(
+                        self.rt, self.principal, self.plan, handle, self.after
+                    )
+                    async with contextlib.aclosing(stream.opening()) as opening:
+                        async for units in opening:
+                            await _send_all(websocket, handle, units)
+                            if handle.resume_requested:
+                                break
+                while not stream.ended and not handle.resume_requested:
+                    if not await self.next():
+                        return  # idle: the next wake-up starts a new writer
+                    units = stream.take()
+                    if units:
+                        await _send_all(websocket, handle, units)
+                    del units  # an idle stream holds no batch
+                if handle.resume_requested and self.resume_to and subscriber.close_reason is None:
+                    handle.resume_requested = False
+                    self.after = self.resume_to.pop()
+                    self.resume_to.clear()
+                    if self.plan.job_id is None:
+                        self.plan.after_cursor = self.after
+                    self.stream = None
+                    continue
+                break
+            await self._close()
+            self.finish()
+        except (WebSocketDisconnect, OSError):
+            self.finish()
+        except asyncio.CancelledError:
+            if handle.stalled is None:
+                raise
+            # A reader that stopped reading (see ``StreamHub._drop_stalled``): take the cancel
+            # back and abort the connection; a close frame could not reach it.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            self.finish()
+            if abort_connection(websocket.scope):
+                await asyncio.sleep(0)
+
+    async def _close(self) -> None:
+        handle = self.handle
+        subscriber = handle.subscriber
+        close_code, reason = CLOSE_NORMAL, "done"
         reason_code = subscriber.close_reason
         flags = subscriber.take_flags()
         if reason_code == "shutdown":
@@ -206,28 +288,20 @@ async def _serve(
             close_code, reason = CLOSE_NORMAL, "idle timeout"
         if reason_code != "disconnect":
             with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
-                await websocket.close(code=close_code, reason=reason)
-    except (WebSocketDisconnect, OSError):
-        pass
-    except asyncio.CancelledError:
-        if handle.stalled is None:
-            raise
-        # A reader that stopped reading (see ``StreamHub._drop_stalled``): take the cancel back
-        # and abort the connection; a close frame could not reach it.
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        if abort_connection(websocket.scope):
-            await asyncio.sleep(0)
-    finally:
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await receiver
+                await self.websocket.close(code=close_code, reason=reason)
 
 
-async def _chunks(
+async def _send_all(websocket: WebSocket, handle: StreamHandle, units: list[Any]) -> None:
+    # The hub's ticker drops the stream if a send blocks too long.
+    handle.sending_since = time.monotonic()
+    for unit in units:
+        await websocket.send_text(unit)
+    handle.sending_since = 0.0
+
+
+async def _stream(
     rt: Runtime, principal: Principal, plan: Plan, handle: StreamHandle, after: int | None
-) -> AsyncIterator[list[Any]]:
+) -> Stream:
     if plan.job_id is not None:
         job = await rt.jobs.get_stored(principal, plan.job_id)
         if after is not None:
@@ -235,36 +309,10 @@ async def _chunks(
         return rt.hub.job_stream(handle, job, after, plan.encoder)
     if plan.after_cursor is not None:
         rt.metrics.resumes.labels(transport="ws").inc()
-    return await rt.hub.feed(
+    return rt.hub.feed(
         handle,
         principal.owner_filter,
         plan.after_cursor,
         cast(FeedEncoder, plan.encoder),
         lambda: rt.jobs.recent(principal),
     )
-
-
-async def _receive(websocket: WebSocket, handle: StreamHandle, resume_to: list[int]) -> None:
-    """Client messages: activity (for the idle limit), ``resume`` requests, and the disconnect."""
-    subscriber = handle.subscriber
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            handle.touch()
-            text = message.get("text")
-            if not text:
-                continue
-            try:
-                body = codec.loads(text)
-            except ValueError:
-                continue
-            if isinstance(body, dict) and body.get("type") == "resume":
-                after = body.get("after_seq", body.get("after_cursor"))
-                if isinstance(after, int) and after >= 0:
-                    resume_to.append(after)
-                    subscriber.wake(Wake.RESUME)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
-    subscriber.close("disconnect")

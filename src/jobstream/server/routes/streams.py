@@ -100,8 +100,8 @@ async def job_events(
     handle = await rt.hub.open(user.sub, "sse", job_id=job_id)
     if after is not None:
         rt.metrics.resumes.labels(transport="sse").inc()
-    chunks = rt.hub.job_stream(handle, job, after, CanonicalSSE(links))
-    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+    stream = rt.hub.job_stream(handle, job, after, CanonicalSSE.shared(links))
+    return SSEResponse(stream, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
 
 
 @router.get(
@@ -125,10 +125,10 @@ async def all_events(
         handle = await rt.hub.open(user.sub, "sse", owner=owner)
     if after is not None:
         rt.metrics.resumes.labels(transport="sse").inc()
-    chunks = await rt.hub.feed(
-        handle, owner, after, CanonicalFeedSSE(links), lambda: rt.jobs.recent(user)
+    stream = rt.hub.feed(
+        handle, owner, after, CanonicalFeedSSE.shared(links), lambda: rt.jobs.recent(user)
     )
-    return SSEResponse(chunks, handle, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
+    return SSEResponse(stream, rt.hub.close, retry_ms=rt.settings.sse_retry_ms)
 
 
 @router.websocket("/jobs/{job_id}/ws")

@@ -99,6 +99,15 @@ MODES = {
         b'{"type":"completed"',
         websocket=True,
     ),
+    # Opt-in: each frame a JSON array of what one wake-up has pending (``?batch=1``).
+    "websocket-batch": Mode(
+        "websocket-batch",
+        "jobstream",
+        "/api/v1/jobs/{id}/ws?batch=1",
+        b'{"type":"progress"',
+        b'{"type":"completed"',
+        websocket=True,
+    ),
 }
 
 
@@ -663,7 +672,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of reporting")
     parser.add_argument(
         "--mode",
-        choices=["jobstream", "websocket", "baseline", "queue", "redis", "cluster", "both", "all"],
+        choices=[*MODES, "cluster", "both", "all", "ws"],
         default="both",
     )
     parser.add_argument("--pad", type=int, default=0, help="bytes of padding per message")
@@ -700,6 +709,7 @@ def main() -> None:
         "both": ["jobstream", "baseline"],
         "all": ["jobstream", "websocket", "baseline", "queue"],
         "cluster": ["jobstream", "redis"],
+        "ws": ["jobstream", "websocket", "websocket-batch"],
     }.get(args.mode, [args.mode])
     rows = [run_mode(name, args) for _ in range(args.repeat) for name in names]
     if args.json:

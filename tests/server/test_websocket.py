@@ -322,3 +322,38 @@ async def test_seed_004_announces_a_new_job_with_statuses_never_null(
             data = message["data"]
             assert isinstance(data["current_step"], int) and isinstance(data["total_steps"], int)
             assert isinstance(data["step_name"], str)
+
+
+async def test_batched_frames_carry_the_same_envelopes_as_one_per_frame(
+    server: ServerProcess,
+) -> None:
+    """``?batch=1``: every frame is a JSON array; flattened, the stream is the unbatched one."""
+    job = await submit(server, "pdf", {"pages": 2})
+    path = f"/api/v1/jobs/{job['id']}/ws"
+    async with connect(ws_url(server, path, after_seq=0, batch=1)) as ws:
+        live = await messages_until_close(ws)  # live: the job runs meanwhile
+    async with connect(ws_url(server, path, after_seq=0)) as ws:
+        single = await messages_until_close(ws)
+    async with connect(ws_url(server, path, after_seq=0, batch=1)) as ws:
+        replayed = await messages_until_close(ws)  # the whole log from the store
+    for frames in (live, replayed):
+        assert frames and all(isinstance(frame, list) and frame for frame in frames)
+        assert [envelope for frame in frames for envelope in frame] == single
+    assert [e["seq"] for e in single] == list(range(1, single[-1]["seq"] + 1))
+    assert single[-1]["type"] == "completed"
+    # A catch-up comes in frames of up to 100 envelopes, not one per event.
+    assert len(replayed) == -(-len(single) // 100) < len(single)
+
+
+async def test_the_seed_004_profile_keeps_one_message_per_frame_and_a_bad_batch_is_refused(
+    server: ServerProcess,
+) -> None:
+    job = await submit(server, "pdf", {"pages": 2})
+    async with connect(ws_url(server, f"/ws/jobs/{job['id']}", after_seq=0, batch=1)) as ws:
+        messages = await messages_until_close(ws)
+    assert messages and all(isinstance(m, dict) for m in messages)
+    async with connect(ws_url(server, f"/api/v1/jobs/{job['id']}/ws", batch="maybe")) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "batch must be 1 or 0" in closed.value.rcvd.reason

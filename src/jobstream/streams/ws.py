@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -111,11 +111,29 @@ class Plan:
     encoder: Encoder | FeedEncoder
     after_seq: int | None = None
     after_cursor: int | None = None
+    batch: bool = False
+    """Several messages per frame, as a JSON array (``?batch=1``, canonical streams only)."""
 
 
 def int_param(websocket: WebSocket, name: str) -> int | None:
     """A resume position from the query; ``BadRequest`` (close 1008) when malformed."""
     return parse_position(websocket.query_params.get(name), name)
+
+
+def bool_param(websocket: WebSocket, name: str) -> bool:
+    """A yes/no query parameter (``1``/``true``/``yes``, ``0``/``false``/``no``, absent: no);
+    ``BadRequest`` (close 1008) for anything else."""
+    value = websocket.query_params.get(name)
+    if value is None or value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"{name} must be 1 or 0 (true or false), not {value[:20]!r}")
+
+
+BATCH_MAX = 100
+"""Messages per frame at most with ``?batch=1`` (a catch-up of thousands is several frames:
+clients cap a frame's size, e.g. 1 MiB by default in Python's ``websockets``)."""
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
@@ -187,7 +205,7 @@ class _Writer(StreamWriter):
     connection's task makes of the client's messages: activity (for the idle limit), ``resume``
     requests, and the disconnect."""
 
-    __slots__ = ("after", "plan", "principal", "resume_to", "rt", "stream", "websocket")
+    __slots__ = ("after", "plan", "principal", "resume_to", "rt", "send", "stream", "websocket")
 
     def __init__(
         self,
@@ -199,6 +217,13 @@ class _Writer(StreamWriter):
     ) -> None:
         super().__init__(handle)
         self.websocket = websocket
+        # The route's ASGI ``send`` itself: Starlette's ``send_text`` adds a state machine's
+        # checks to every message, which cost as much as the framing (docs/benchmarks.md).
+        # Once accepted, a text message is exactly this call; the close still goes through
+        # ``websocket.close``.
+        self.send: Callable[[Message], Awaitable[None]] = getattr(
+            websocket, "_send", websocket.send
+        )
         self.rt = rt
         self.principal = principal
         self.plan = plan
@@ -239,7 +264,7 @@ class _Writer(StreamWriter):
                     )
                     async with contextlib.aclosing(stream.opening()) as opening:
                         async for units in opening:
-                            await _send_all(websocket, handle, units)
+                            await self._send_all(units)
                             if handle.resume_requested:
                                 break
                 while not stream.ended and not handle.resume_requested:
@@ -247,7 +272,7 @@ class _Writer(StreamWriter):
                         return  # idle: the next wake-up starts a new writer
                     units = stream.take()
                     if units:
-                        await _send_all(websocket, handle, units)
+                        await self._send_all(units)
                     del units  # an idle stream holds no batch
                 if handle.resume_requested and self.resume_to and subscriber.close_reason is None:
                     handle.resume_requested = False
@@ -274,6 +299,23 @@ class _Writer(StreamWriter):
             if abort_connection(websocket.scope):
                 await asyncio.sleep(0)
 
+    async def _send_all(self, units: list[Any]) -> None:
+        handle = self.handle
+        send = self.send
+        # The hub's ticker drops the stream if a send blocks too long.
+        handle.sending_since = time.monotonic()
+        try:
+            if self.plan.batch:
+                for at in range(0, len(units), BATCH_MAX):
+                    text = "[" + ",".join(units[at : at + BATCH_MAX]) + "]"
+                    await send({"type": "websocket.send", "text": text})
+            else:
+                for unit in units:
+                    await send({"type": "websocket.send", "text": unit})
+        except OSError as exc:  # as Starlette's ``send_text`` reports it
+            raise WebSocketDisconnect(code=1006) from exc
+        handle.sending_since = 0.0
+
     async def _close(self) -> None:
         handle = self.handle
         subscriber = handle.subscriber
@@ -289,14 +331,6 @@ class _Writer(StreamWriter):
         if reason_code != "disconnect":
             with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                 await self.websocket.close(code=close_code, reason=reason)
-
-
-async def _send_all(websocket: WebSocket, handle: StreamHandle, units: list[Any]) -> None:
-    # The hub's ticker drops the stream if a send blocks too long.
-    handle.sending_since = time.monotonic()
-    for unit in units:
-        await websocket.send_text(unit)
-    handle.sending_since = 0.0
 
 
 async def _stream(

@@ -20,7 +20,14 @@ from jobstream.server.links import API, LinksDep, links_for
 from jobstream.streams.poll import events_page
 from jobstream.streams.positions import parse_last_event_id
 from jobstream.streams.sse import CanonicalFeedSSE, CanonicalSSE, SSEResponse
-from jobstream.streams.ws import CanonicalFeedWS, CanonicalWS, Plan, int_param, run_websocket
+from jobstream.streams.ws import (
+    CanonicalFeedWS,
+    CanonicalWS,
+    Plan,
+    bool_param,
+    int_param,
+    run_websocket,
+)
 
 router = APIRouter(prefix=API, tags=["streams"])
 
@@ -133,24 +140,28 @@ async def all_events(
 
 @router.websocket("/jobs/{job_id}/ws")
 async def job_ws(websocket: WebSocket, job_id: str) -> None:
-    """Canonical WebSocket stream of one job; resume with ``?after_seq=N``."""
+    """Canonical WebSocket stream of one job; resume with ``?after_seq=N``. ``?batch=1``:
+    each frame is a JSON array of one or more envelopes (what one wake-up has pending)."""
     rt = runtime(websocket)
 
     async def plan(principal: Principal) -> Plan:
         await rt.jobs.get_stored(principal, job_id)
         after = int_param(websocket, "after_seq")
-        return Plan(job_id, CanonicalWS(links_for(websocket)), after_seq=after)
+        batch = bool_param(websocket, "batch")
+        return Plan(job_id, CanonicalWS(links_for(websocket)), after_seq=after, batch=batch)
 
     await run_websocket(websocket, rt, plan)
 
 
 @router.websocket("/ws")
 async def feed_ws(websocket: WebSocket) -> None:
-    """Canonical WebSocket stream of all the caller's jobs; resume with ``?after_cursor=``."""
+    """Canonical WebSocket stream of all the caller's jobs; resume with ``?after_cursor=``;
+    ``?batch=1`` as for one job."""
 
     async def plan(principal: Principal) -> Plan:
         after = int_param(websocket, "after_cursor")
-        return Plan(None, CanonicalFeedWS(links_for(websocket)), after_cursor=after)
+        batch = bool_param(websocket, "batch")
+        return Plan(None, CanonicalFeedWS(links_for(websocket)), after_cursor=after, batch=batch)
 
     await run_websocket(websocket, runtime(websocket), plan)
 

@@ -299,17 +299,18 @@ class BenchServer:
                 total += float(value)
         return total
 
-    def metric_samples(self, name: str) -> dict[str, float]:
-        """Every sample of ``name`` (e.g. ``x_count``) on ``/metrics``, by its label string."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        samples: dict[str, float] = {}
+    def metric_samples(self, *names: str) -> dict[str, dict[str, float]]:
+        """Every sample of each of ``names`` (e.g. ``x_count``) on ``/metrics``: by name, then
+        by label string."""
+        text = httpx.get(f"{self.url}/metrics", timeout=60).text
+        samples: dict[str, dict[str, float]] = {name: {} for name in names}
         for line in text.splitlines():
             if line.startswith("#") or not line:
                 continue
             head, _, value = line.rpartition(" ")
             metric, _, labels = head.partition("{")
-            if metric == name:
-                samples[labels.rstrip("}")] = float(value)
+            if metric in samples:
+                samples[metric][labels.rstrip("}")] = float(value)
         return samples
 
     def rss_bytes(self) -> int:

@@ -420,6 +420,8 @@ async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
     connect_seconds = time.monotonic() - t_connect
 
     me, server = os.getpid(), conf["server_pid"]
+    pipe.send(("ready", None))  # the orchestrator takes its readings, then answers
+    await loop.run_in_executor(None, pipe.recv)
     cpu0 = (_cpu_seconds(server), _cpu_seconds(me), cpu_busy_seconds(), time.monotonic())
     Path(conf["start_file"]).touch()  # noqa: ASYNC240 - one file, before the measurement
     pipe.send(("started", None))
@@ -517,9 +519,9 @@ GC_METRIC = "jobstream_gc_pause_seconds"
 
 def gc_readings(server: BenchServer) -> dict[str, dict[str, float]]:
     """``jobstream_gc_pause_seconds``: count, sum and cumulative buckets, by label string."""
-    return {
-        part: server.metric_samples(f"{GC_METRIC}_{part}") for part in ("count", "sum", "bucket")
-    }
+    names = {part: f"{GC_METRIC}_{part}" for part in ("count", "sum", "bucket")}
+    samples = server.metric_samples(*names.values())
+    return {part: samples.get(name, {}) for part, name in names.items()}
 
 
 def gc_during(
@@ -628,10 +630,11 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"load generator for {name} stopped without a result")
                 continue
             kind, payload = parent.recv()
-            if kind == "started":
+            if kind == "ready":  # every stream open, the jobs not started yet
                 rss_ready = rss.sample()
-                if mode.flavour == "jobstream" or name == "queue":
-                    gc_before = gc_readings(watched)
+                gc_before = gc_readings(watched)
+                parent.send("go")
+            elif kind == "started":
                 if args.profile:
                     profiler = start_profiler(watched.app_pid, args, name, client_cpus)
             elif kind == "result":
@@ -644,7 +647,7 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(0.3)  # streams record their coalesced count when they close
         coalesced = int(watched.metric("jobstream_coalesced_events_total"))
         overflows = int(watched.metric("jobstream_overflow_disconnects_total"))
-        gc = gc_during(gc_before, gc_readings(watched)) if gc_before else {}
+        gc = gc_during(gc_before, gc_readings(watched))
     except BaseException:
         print(server.log_tail(), file=sys.stderr)
         raise
@@ -939,10 +942,15 @@ def main() -> None:
                     run_args.jobs = point.jobs
                     run_args.interval_ms = point.interval_ms
                     run_args.asgi_server = asgi
-                    row = run_mode(name, run_args)
+                    try:
+                        row = run_mode(name, run_args)
+                    except Exception as exc:  # one failed point does not end a curve
+                        if not args.curve:
+                            raise
+                        print(f"{asgi} {name} {point}: {exc!r}", file=sys.stderr, flush=True)
+                        continue
                     rows.append({**row, **judge(row)})
-                    if not args.json:
-                        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+                    print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if args.json:
         print(
             json.dumps(

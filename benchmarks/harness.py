@@ -266,10 +266,32 @@ class BenchServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def submit(self, params: dict[str, Any], kind: str = "bench") -> dict[str, Any]:
-        r = httpx.post(f"{self.url}/api/v1/jobs", json={"kind": kind, "params": params}, timeout=10)
+        r = httpx.post(f"{self.url}/api/v1/jobs", json={"kind": kind, "params": params}, timeout=60)
         r.raise_for_status()
         job: dict[str, Any] = r.json()
         return job
+
+    def submit_many(
+        self, params: list[dict[str, Any]], kind: str = "bench", in_flight: int = 50
+    ) -> list[dict[str, Any]]:
+        """Submit one job per ``params``, ``in_flight`` requests at a time (a submit waits for
+        its commit; concurrent ones share a group commit), in order."""
+        import asyncio
+
+        async def run() -> list[dict[str, Any]]:
+            gate = asyncio.Semaphore(in_flight)
+            async with httpx.AsyncClient(base_url=self.url, timeout=120) as client:
+
+                async def one(p: dict[str, Any]) -> dict[str, Any]:
+                    async with gate:
+                        r = await client.post("/api/v1/jobs", json={"kind": kind, "params": p})
+                        r.raise_for_status()
+                        job: dict[str, Any] = r.json()
+                        return job
+
+                return list(await asyncio.gather(*(one(p) for p in params)))
+
+        return asyncio.run(run())
 
     def job(self, job_id: str) -> dict[str, Any]:
         r = httpx.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10)

@@ -592,18 +592,20 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         quiet = wait_until_quiet(args.wait_quiet)
         start_file = server.tmp / "start"
-        job_ids = []
-        for j in range(jobs):
-            params = {
+        params = [
+            {
                 "interval_ms": args.interval_ms,
                 "duration": args.duration,
                 "pad": args.pad,
                 "start_file": str(start_file),
+                "start_timeout": 900.0,  # opening 10,000 streams on a busy machine takes minutes
                 # 1,000 jobs looking for the file every 5 ms would keep the server busy.
                 "start_poll_ms": 5.0 if jobs == 1 else 100.0,
                 "offset_ms": args.interval_ms * j / jobs,
             }
-            job_ids.append(server.submit(params)["id"])
+            for j in range(jobs)
+        ]
+        job_ids = [job["id"] for job in server.submit_many(params)]
         rss_idle = watched.rss_bytes()
         conf = {
             "mode": name,
@@ -641,7 +643,7 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 result = payload
         rss_peak = rss.stop()
         proc.join(timeout=10)
-        finals = [server.wait_finished(job_id, timeout=60) for job_id in job_ids]
+        finals = [server.wait_finished(job_id, timeout=120) for job_id in job_ids]
         if profiler is not None:
             profiler.wait(timeout=args.duration + 30)
         time.sleep(0.3)  # streams record their coalesced count when they close

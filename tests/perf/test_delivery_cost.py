@@ -10,9 +10,9 @@ on the same process, and only their ratio is checked, so a slower or busier mach
 
 Why the ratio holds: the canonical stream encodes each event once and drains a subscriber's
 backlog into one write per wake-up; the baseline encodes and writes every event for every
-subscriber. Measured on 2 shared cores the canonical stream delivered 3.5 to 6 times as much
+subscriber. Measured on 2 shared cores the canonical stream delivered 3.4 to 5.5 times as much
 per CPU-second (docs/benchmarks.md, "A quick regression check"); ``MIN_RATIO`` is well below
-that and above what a stream paying the baseline's cost per delivery would reach.
+that and well above what a stream paying the baseline's cost per delivery reaches (about 1).
 """
 
 from __future__ import annotations

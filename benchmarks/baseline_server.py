@@ -14,6 +14,9 @@ embedded worker, same SQLite store, same ``bench`` kind) plus two routes written
     comparison ("plain StreamingResponse") and as an optional third fan-out mode.
 
     python benchmarks/baseline_server.py --port 8001 --data-dir /tmp/base
+
+Under another ASGI server, ``create_baseline_app`` is the factory (settings from ``JOBSTREAM_*``):
+``granian --interface asgi --factory baseline_server:create_baseline_app``.
 """
 
 from __future__ import annotations
@@ -119,6 +122,11 @@ def add_baseline_routes(app: FastAPI, rt: Runtime) -> None:
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
+
+
+def create_baseline_app() -> FastAPI:
+    """The jobstream app with the baseline routes, its settings from the environment."""
+    return create_app(Settings(), plugins=[add_baseline_routes])
 
 
 def main() -> None:

@@ -4,6 +4,10 @@ A benchmark server is started the way a user starts one (``python -m jobstream s
 baseline script), on 127.0.0.1 with auth ``none``, its own temporary data folder, one embedded
 worker and the ``bench`` kind from ``benchmarks/kinds.py``. Every inherited ``JOBSTREAM_*``
 variable is dropped first, so a developer's shell cannot change what is measured.
+
+``asgi_server="granian"`` serves the same app (``create_app`` with its settings from the
+environment, or the baseline script's ``create_baseline_app``) under granian instead of uvicorn:
+one worker process below granian's supervisor, which is the process measured (``app_pid``).
 """
 
 from __future__ import annotations
@@ -125,8 +129,17 @@ def wait_until_quiet(max_wait: float, threshold: float = 0.3) -> dict[str, float
             return {"busy_cores_before": round(busy, 2), "load_before": os.getloadavg()[0]}
 
 
+ASGI_SERVERS = ("uvicorn", "granian")
+
+GRANIAN_TARGETS = {
+    "jobstream": "jobstream.server.app:create_app",
+    "baseline": "baseline_server:create_baseline_app",
+}
+
+
 class BenchServer:
-    """A jobstream (``flavour="jobstream"``) or baseline (``"baseline"``) server subprocess."""
+    """A jobstream (``flavour="jobstream"``) or baseline (``"baseline"``) server subprocess,
+    under uvicorn (``jobstream serve``, the baseline script) or granian."""
 
     def __init__(
         self,
@@ -136,10 +149,14 @@ class BenchServer:
         env: dict[str, str] | None = None,
         workers: int = 1,
         src: str | None = None,
+        asgi_server: str = "uvicorn",
     ) -> None:
         if flavour not in {"jobstream", "baseline"}:
             raise ValueError(flavour)
+        if asgi_server not in ASGI_SERVERS:
+            raise ValueError(asgi_server)
         self.flavour = flavour
+        self.asgi_server = asgi_server
         self.cpus = cpus
         self.workers = workers
         self.port = free_port()
@@ -149,6 +166,7 @@ class BenchServer:
         self.extra_env = env or {}
         self.src = src
         self.proc: subprocess.Popen[bytes] | None = None
+        self._app_pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -156,10 +174,38 @@ class BenchServer:
 
     @property
     def pid(self) -> int:
+        """The process started (under granian: its supervisor)."""
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def app_pid(self) -> int:
+        """The process that runs the app, whose CPU and memory are measured: the server itself
+        under uvicorn, granian's one worker process under granian."""
+        if self.asgi_server == "uvicorn":
+            return self.pid
+        if self._app_pid is None:
+            import psutil
+
+            children = psutil.Process(self.pid).children()
+            if len(children) != 1:
+                raise RuntimeError(f"granian runs {len(children)} worker processes, not 1")
+            self._app_pid = children[0].pid
+        return self._app_pid
+
     def command(self) -> list[str]:
+        if self.asgi_server == "granian":
+            # One worker; HTTP/1.1 only (what the clients speak); uvloop, as uvicorn uses; no
+            # cap on concurrent requests (granian's default backpressure, backlog / workers =
+            # 1,024, would hold every stream past the 1,024th unanswered).
+            return [
+                sys.executable,
+                *("-m", "granian", "--interface", "asgi", "--factory"),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"),
+                *("--http", "1", "--loop", "uvloop", "--no-access-log"),
+                *("--log-level", "warning", "--backlog", "4096", "--backpressure", "1000000"),
+                GRANIAN_TARGETS[self.flavour],
+            ]
         common = ["--port", str(self.port), "--data-dir", str(self.data_dir)]
         common += ["--workers", str(self.workers), "--log-level", "warning"]
         if self.flavour == "jobstream":
@@ -170,15 +216,27 @@ class BenchServer:
         """Start the server process (again, on the same port and data folder, after ``kill``)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTREAM_")}
         env.update(SERVER_ENV)
+        if self.asgi_server == "granian":  # no command line of ours: settings from the env
+            env["JOBSTREAM_PORT"] = str(self.port)
+            env["JOBSTREAM_DATA_DIR"] = str(self.data_dir)
+            env["JOBSTREAM_WORKERS"] = str(self.workers)
         env.update(self.extra_env)
         # ``src``: a jobstream source tree to run instead of the installed package (to compare
         # a proposed change, or to pin a snapshot while the working tree is being edited).
         paths = [str(BENCH_DIR), self.src or "", env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._app_pid = None
+        cpus = self.cpus
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp
+                self.command(),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp,
+                # Pinned before it starts, so that processes it starts (granian's worker) are too.
+                preexec_fn=(lambda: set_affinity(0, cpus)) if cpus else None,
             )
         set_affinity(self.proc.pid, self.cpus)
         return self.proc
@@ -208,10 +266,32 @@ class BenchServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def submit(self, params: dict[str, Any], kind: str = "bench") -> dict[str, Any]:
-        r = httpx.post(f"{self.url}/api/v1/jobs", json={"kind": kind, "params": params}, timeout=10)
+        r = httpx.post(f"{self.url}/api/v1/jobs", json={"kind": kind, "params": params}, timeout=60)
         r.raise_for_status()
         job: dict[str, Any] = r.json()
         return job
+
+    def submit_many(
+        self, params: list[dict[str, Any]], kind: str = "bench", in_flight: int = 50
+    ) -> list[dict[str, Any]]:
+        """Submit one job per ``params``, ``in_flight`` requests at a time (a submit waits for
+        its commit; concurrent ones share a group commit), in order."""
+        import asyncio
+
+        async def run() -> list[dict[str, Any]]:
+            gate = asyncio.Semaphore(in_flight)
+            async with httpx.AsyncClient(base_url=self.url, timeout=120) as client:
+
+                async def one(p: dict[str, Any]) -> dict[str, Any]:
+                    async with gate:
+                        r = await client.post("/api/v1/jobs", json={"kind": kind, "params": p})
+                        r.raise_for_status()
+                        job: dict[str, Any] = r.json()
+                        return job
+
+                return list(await asyncio.gather(*(one(p) for p in params)))
+
+        return asyncio.run(run())
 
     def job(self, job_id: str) -> dict[str, Any]:
         r = httpx.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10)
@@ -241,10 +321,25 @@ class BenchServer:
                 total += float(value)
         return total
 
+    def metric_samples(self, *names: str) -> dict[str, dict[str, float]]:
+        """Every sample of each of ``names`` (e.g. ``x_count``) on ``/metrics``: by name, then
+        by label string."""
+        text = httpx.get(f"{self.url}/metrics", timeout=60).text
+        samples: dict[str, dict[str, float]] = {name: {} for name in names}
+        for line in text.splitlines():
+            if line.startswith("#") or not line:
+                continue
+            head, _, value = line.rpartition(" ")
+            metric, _, labels = head.partition("{")
+            if metric in samples:
+                samples[metric][labels.rstrip("}")] = float(value)
+        return samples
+
     def rss_bytes(self) -> int:
+        """Resident memory of the process that runs the app (``app_pid``)."""
         import psutil
 
-        return int(psutil.Process(self.pid).memory_info().rss)
+        return int(psutil.Process(self.app_pid).memory_info().rss)
 
     def stop(self) -> None:
         proc = self.proc

@@ -12,7 +12,12 @@ Modes: ``jobstream`` (``/api/v1/jobs/{id}/events``), ``queue`` (a plain FastAPI
 ``StreamingResponse`` that re-reads the job every 0.5 s; with thousands of streams the polling
 itself keeps a core busy). ``both`` = jobstream and queue; ``all`` adds poll.
 
+``--asgi-server granian`` serves the same app under granian (``both``: uvicorn, then granian);
+the RSS is that of the process running the app (granian's worker; its supervisor's own RSS is
+printed beside it).
+
     .venv/bin/python benchmarks/idle_memory.py --connections 5000
+    .venv/bin/python benchmarks/idle_memory.py --connections 5000 --asgi-server both
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    ASGI_SERVERS,
     BenchServer,
     cpu_plan,
     machine_info,
@@ -171,14 +177,17 @@ def settled_rss(server: BenchServer, seconds: float) -> int:
     return samples[-1]
 
 
-def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_mode(name: str, args: argparse.Namespace, asgi: str) -> dict[str, Any]:
     flavour, path = PATHS[name]
     server_cpus, client_cpus = args.server_cpus, args.client_cpus
-    server = BenchServer(flavour, cpus=server_cpus, src=args.src)
+    server = BenchServer(flavour, cpus=server_cpus, src=args.src, asgi_server=asgi)
     server.start()
     try:
         quiet = wait_until_quiet(args.wait_quiet)
-        server_affinity = sorted(psutil.Process(server.pid).cpu_affinity())
+        server_affinity = sorted(psutil.Process(server.app_pid).cpu_affinity())
+        supervisor = (
+            psutil.Process(server.pid).memory_info().rss if server.pid != server.app_pid else 0
+        )
         never = server.tmp / "never"  # the job waits for this file, which never appears
         job = server.submit({"start_file": str(never), "start_timeout": 86_400})
         conf = {
@@ -210,6 +219,8 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
         server.stop()
     n = opened["opened"]
     return {
+        "asgi_server": asgi,
+        "supervisor_rss_mb": round(supervisor / 2**20, 1) if supervisor else None,
         "mode": name,
         "connections": args.connections,
         "warm": warm,
@@ -234,6 +245,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=20, help="connections opened before 'before'")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS")
     parser.add_argument("--wait-quiet", type=float, default=0.0)
+    parser.add_argument("--asgi-server", choices=[*ASGI_SERVERS, "both"], default="uvicorn")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--src", metavar="DIR")
     parser.add_argument("--json", action="store_true")
@@ -247,7 +259,8 @@ def main() -> None:
     names = {"both": ["jobstream", "queue"], "all": ["jobstream", "queue", "poll"]}.get(
         args.mode, [args.mode]
     )
-    rows = [run_mode(name, args) for name in names]
+    servers = list(ASGI_SERVERS) if args.asgi_server == "both" else [args.asgi_server]
+    rows = [run_mode(name, args, asgi) for name in names for asgi in servers]
     if args.json:
         print(
             json.dumps(
@@ -258,6 +271,7 @@ def main() -> None:
         )
         return
     header = [
+        "server",
         "mode",
         "connections",
         "opened",
@@ -265,8 +279,10 @@ def main() -> None:
         "RSS after MB",
         "KB/connection",
         "RSS closed MB",
+        "supervisor RSS MB",
     ]
     keys = [
+        "asgi_server",
         "mode",
         "connections",
         "opened",
@@ -274,6 +290,7 @@ def main() -> None:
         "rss_after_mb",
         "kb_per_connection",
         "rss_closed_mb",
+        "supervisor_rss_mb",
     ]
     cells = [header] + [[str(r[k]) for k in keys] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]

@@ -12,6 +12,9 @@ up, in which case the published rate, not the due rate, is what the benchmark re
 ``start_file``: wait (up to ``start_timeout`` seconds) until this file exists before the first
 report, so every subscriber can be connected before the job publishes anything. A job whose
 start file never appears holds a stream that never moves: the idle-connection benchmark uses it.
+``start_poll_ms``: how often the file is looked for (many jobs waiting at once look less often);
+``offset_ms``: how long after the file appeared the first report is due (to spread many jobs'
+reports evenly over their interval rather than all at the same instant).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class BenchParams(BaseModel):
     pad: int = Field(default=0, ge=0, le=10_000, description="bytes of padding per message")
     start_file: str | None = None
     start_timeout: float = Field(default=120.0, gt=0)
+    start_poll_ms: float = Field(default=5.0, gt=0)
+    offset_ms: float = Field(default=0.0, ge=0)
 
 
 def planned_count(params: BenchParams) -> int:
@@ -46,18 +51,22 @@ def planned_count(params: BenchParams) -> int:
     return max(1, round(params.duration * 1000 / params.interval_ms))
 
 
-async def _wait_for_file(ctx: JobContext, path: str, limit: float) -> None:
+async def _wait_for_file(ctx: JobContext, path: str, limit: float, every: float) -> None:
     deadline = time.monotonic() + limit
-    while not os.path.exists(path):  # noqa: ASYNC240 - a stat every 5 ms, before the run
+    while not os.path.exists(path):  # noqa: ASYNC240 - a stat per poll, before the run
         if time.monotonic() > deadline:
             raise TimeoutError(f"start file {path} did not appear within {limit} s")
-        await ctx.sleep(0.005)
+        await ctx.sleep(every)
 
 
 async def bench(ctx: JobContext, params: BenchParams) -> dict[str, float]:
     """Reports progress on a fixed schedule, unthrottled, with time.time_ns() in the message."""
     if params.start_file:
-        await _wait_for_file(ctx, params.start_file, params.start_timeout)
+        await _wait_for_file(
+            ctx, params.start_file, params.start_timeout, params.start_poll_ms / 1000
+        )
+    if params.offset_ms:
+        await ctx.sleep(params.offset_ms / 1000)
     count = planned_count(params)
     pad = "x" * params.pad
     interval = params.interval_ms / 1000

@@ -21,8 +21,20 @@ Modes: ``jobstream`` (the canonical ``/api/v1/jobs/{id}/events``), ``baseline`` 
 ``StreamingResponse`` re-reading the job every 0.5 s, see ``baseline_server.py``), ``queue``
 (a plain FastAPI queue-per-subscriber ``StreamingResponse``; not in ``both``).
 
+``--jobs J`` spreads the subscribers evenly over J jobs (subscriber i watches job i mod J), each
+reporting every ``--interval-ms``, their schedules offset evenly over one interval. The server's
+resident memory (``app_pid``, psutil) is sampled through the run: ``RSS peak``. Garbage
+collection pauses during the run come from ``jobstream_gc_pause_seconds`` on ``/metrics``.
+
+``--curve 100,1000,5000,10000`` runs those points in turn (each ``SUBS[/JOBS][:INTERVAL_MS]``;
+without an interval, the one that makes subscribers x events/s the point's target rate, see
+``CURVE_INTERVALS``) and prints one table, every point in each ``--mode`` (default for a curve:
+``jobstream`` and the ``queue`` baseline). ``--asgi-server granian`` (or ``both``) runs the same
+app under granian instead of (or beside) uvicorn.
+
     .venv/bin/python benchmarks/sse_fanout.py --subscribers 100 --interval-ms 1
     .venv/bin/python benchmarks/sse_fanout.py --subscribers 1000 --interval-ms 10 --json
+    .venv/bin/python benchmarks/sse_fanout.py --curve 100,1000,5000,10000,10000/1000
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +60,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    ASGI_SERVERS,
     BenchServer,
     cpu_busy_seconds,
     cpu_plan,
@@ -143,9 +157,10 @@ FINE_BUCKETS = FINE_LIMIT_US // FINE_US
 
 
 class Stats:
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, jobs: int = 1) -> None:
         self.target = target
         self.ready = 0
+        self.ready_per_job = [0] * jobs
         self.done = 0
         self.failed = 0
         self.closed_early = 0
@@ -233,6 +248,7 @@ class SSEConnection(asyncio.Protocol):
         "count",
         "ended",
         "head",
+        "job",
         "last_number",
         "last_stamp",
         "measure",
@@ -245,8 +261,11 @@ class SSEConnection(asyncio.Protocol):
         "upgraded",
     )
 
-    def __init__(self, stats: Stats, mode: Mode, request: bytes, measure: bool) -> None:
+    def __init__(
+        self, stats: Stats, mode: Mode, request: bytes, measure: bool, job: int = 0
+    ) -> None:
         self.stats = stats
+        self.job = job
         self.mode = mode
         self.count = mode.count
         self.request = request
@@ -298,6 +317,7 @@ class SSEConnection(asyncio.Protocol):
                 self._finish()
                 return
             stats.ready += 1
+            stats.ready_per_job[self.job] += 1
             stats.settle()
         n = part.count(self.count)
         if n:
@@ -363,28 +383,34 @@ async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
     mode = MODES[conf["mode"]]
     n = conf["subscribers"]
     every = conf["latency_every"]
-    stats = Stats(n)
+    job_ids: list[str] = conf["job_ids"]
+    stats = Stats(n, len(job_ids))
     stats.all_ready = loop.create_future()
     stats.all_done = loop.create_future()
-    if mode.websocket:
-        request = (
-            f"GET {mode.path.format(id=conf['job_id'])} HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{conf['port']}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    else:
-        request = (
-            f"GET {mode.path.format(id=conf['job_id'])} HTTP/1.1\r\n"
+
+    def request_for(job_id: str) -> bytes:
+        if mode.websocket:
+            return (
+                f"GET {mode.path.format(id=job_id)} HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{conf['port']}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        return (
+            f"GET {mode.path.format(id=job_id)} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{conf['port']}\r\nAccept: text/event-stream\r\n"
             "Cache-Control: no-cache\r\n\r\n"
         ).encode()
+
+    requests = [request_for(job_id) for job_id in job_ids]
     connections: list[SSEConnection] = []
     gate = asyncio.Semaphore(200)
 
     async def connect(i: int) -> None:
+        job = i % len(requests)
         async with gate:
             for attempt in range(20):
-                conn = SSEConnection(stats, mode, request, measure=i % every == 0)
+                conn = SSEConnection(stats, mode, requests[job], i % every == 0, job)
                 try:
                     await loop.create_connection(_factory(conn), "127.0.0.1", conf["port"])
                 except OSError:
@@ -403,6 +429,8 @@ async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
     connect_seconds = time.monotonic() - t_connect
 
     me, server = os.getpid(), conf["server_pid"]
+    pipe.send(("ready", None))  # the orchestrator takes its readings, then answers
+    await loop.run_in_executor(None, pipe.recv)
     cpu0 = (_cpu_seconds(server), _cpu_seconds(me), cpu_busy_seconds(), time.monotonic())
     Path(conf["start_file"]).touch()  # noqa: ASYNC240 - one file, before the measurement
     pipe.send(("started", None))
@@ -422,6 +450,7 @@ async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
         "server_cpus": sorted(psutil.Process(server).cpu_affinity()),
         "connected": len(connections),
         "ready": stats.ready,
+        "ready_per_job": stats.ready_per_job,
         "failed": stats.failed,
         "closed_early": stats.closed_early,
         "unfinished": stats.target - stats.done,
@@ -463,48 +492,148 @@ def client_main(conf: dict[str, Any], pipe: Any) -> None:
 # -- the orchestration ----------------------------------------------------------------------
 
 
+class PeakRSS:
+    """Samples a process's resident memory every ``every`` seconds in a thread; keeps the max."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        import psutil
+
+        self._process = psutil.Process(pid)
+        self._every = every
+        self._stop = threading.Event()
+        self.peak = self.sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> int:
+        import psutil
+
+        try:
+            return int(self._process.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak = max(self.peak, self.sample())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+GC_METRIC = "jobstream_gc_pause_seconds"
+
+
+def gc_readings(server: BenchServer) -> dict[str, dict[str, float]]:
+    """``jobstream_gc_pause_seconds``: count, sum and cumulative buckets, by label string."""
+    names = {part: f"{GC_METRIC}_{part}" for part in ("count", "sum", "bucket")}
+    samples = server.metric_samples(*names.values())
+    return {part: samples.get(name, {}) for part, name in names.items()}
+
+
+def gc_during(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """Collections between two readings: how many of each generation, their total time, and
+    the histogram bound the longest stayed within (ms: every pause was at most this)."""
+
+    def delta(part: str, labels: str) -> float:
+        return after[part][labels] - before[part].get(labels, 0.0)
+
+    gens: dict[str, int] = {}
+    longest: float | None = None
+    for labels in after["count"]:
+        generation = labels.split('"')[1] if '"' in labels else "?"
+        n = delta("count", labels)
+        gens[generation] = int(n)
+        if n <= 0:
+            continue
+        bounds = [
+            _le(b)
+            for b in after["bucket"]
+            if b.startswith(labels + ",") and delta("bucket", b) >= n
+        ]
+        if bounds:
+            ms = min(bounds) * 1000
+            longest = ms if longest is None else max(longest, ms)
+    total = sum(after["sum"].values()) - sum(before["sum"].values())
+    return {
+        "gc_collections": gens,
+        "gc_gen2": gens.get("2", 0),
+        "gc_seconds": round(total, 3),
+        "gc_longest_le_ms": longest,
+    }
+
+
+def _le(labels: str) -> float:
+    bound = labels.rsplit('le="', 1)[1].rstrip('"')
+    return math.inf if bound == "+Inf" else float(bound)
+
+
 def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
     mode = MODES[name]
     server_cpus, client_cpus = args.server_cpus, args.client_cpus
+    jobs = args.jobs
+    asgi = args.asgi_server
     cluster: Cluster | None = None
     if name == "redis":
         # Two instances on PostgreSQL and Redis: A runs the job, the clients watch on B.
         cluster = Cluster()
         env = cluster.env()
-        server = BenchServer(mode.flavour, cpus=server_cpus, src=args.src, env=env)
-        watched = BenchServer(mode.flavour, cpus=server_cpus, src=args.src, env=env, workers=0)
+        server = BenchServer(
+            mode.flavour, cpus=server_cpus, src=args.src, env=env, workers=jobs, asgi_server=asgi
+        )
+        watched = BenchServer(
+            mode.flavour, cpus=server_cpus, src=args.src, env=env, workers=0, asgi_server=asgi
+        )
         server.start()
         watched.start()
     else:
-        server = watched = BenchServer(mode.flavour, cpus=server_cpus, src=args.src)
+        server = watched = BenchServer(
+            mode.flavour, cpus=server_cpus, src=args.src, workers=jobs, asgi_server=asgi
+        )
         server.start()
     profiler: subprocess.Popen[bytes] | None = None
+    rss: PeakRSS | None = None
+    gc_before: dict[str, dict[str, float]] = {}
     try:
         quiet = wait_until_quiet(args.wait_quiet)
         start_file = server.tmp / "start"
-        params = {
-            "interval_ms": args.interval_ms,
-            "duration": args.duration,
-            "pad": args.pad,
-            "start_file": str(start_file),
-        }
-        job = server.submit(params)
+        params = [
+            {
+                "interval_ms": args.interval_ms,
+                "duration": args.duration,
+                "pad": args.pad,
+                "start_file": str(start_file),
+                "start_timeout": 900.0,  # opening 10,000 streams on a busy machine takes minutes
+                # 1,000 jobs looking for the file every 5 ms would keep the server busy.
+                "start_poll_ms": 5.0 if jobs == 1 else 100.0,
+                "offset_ms": args.interval_ms * j / jobs,
+            }
+            for j in range(jobs)
+        ]
+        job_ids = [job["id"] for job in server.submit_many(params)]
+        rss_idle = watched.rss_bytes()
         conf = {
             "mode": name,
-            "job_id": job["id"],
+            "job_ids": job_ids,
             "port": watched.port,
-            "server_pid": watched.pid,
+            "server_pid": watched.app_pid,
             "subscribers": args.subscribers,
             "latency_every": args.latency_every,
             "start_file": str(start_file),
-            "timeout": args.duration + args.grace,
+            "timeout": args.duration + args.interval_ms / 1000 + args.grace,
             "cpus": client_cpus,
         }
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=client_main, args=(conf, child), daemon=True)
         proc.start()
+        rss = PeakRSS(watched.app_pid)
         result: dict[str, Any] | None = None
+        rss_ready = 0
         limit = time.monotonic() + args.duration + args.grace + 180
         while result is None:
             if not parent.poll(1.0):
@@ -512,21 +641,30 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"load generator for {name} stopped without a result")
                 continue
             kind, payload = parent.recv()
-            if kind == "started" and args.profile:
-                profiler = start_profiler(server.pid, args, name, client_cpus)
+            if kind == "ready":  # every stream open, the jobs not started yet
+                rss_ready = rss.sample()
+                gc_before = gc_readings(watched)
+                parent.send("go")
+            elif kind == "started":
+                if args.profile:
+                    profiler = start_profiler(watched.app_pid, args, name, client_cpus)
             elif kind == "result":
                 result = payload
+        rss_peak = rss.stop()
         proc.join(timeout=10)
-        final = server.wait_finished(job["id"], timeout=60)
+        finals = [server.wait_finished(job_id, timeout=120) for job_id in job_ids]
         if profiler is not None:
             profiler.wait(timeout=args.duration + 30)
         time.sleep(0.3)  # streams record their coalesced count when they close
         coalesced = int(watched.metric("jobstream_coalesced_events_total"))
         overflows = int(watched.metric("jobstream_overflow_disconnects_total"))
+        gc = gc_during(gc_before, gc_readings(watched))
     except BaseException:
         print(server.log_tail(), file=sys.stderr)
         raise
     finally:
+        if rss is not None:
+            rss.stop()
         if profiler is not None and profiler.poll() is None:
             profiler.terminate()
         server.stop()
@@ -534,26 +672,37 @@ def run_mode(name: str, args: argparse.Namespace) -> dict[str, Any]:
             watched.stop()
         if cluster is not None:
             cluster.remove()
-    summary = final.get("result") or {}
-    published = int(summary.get("count", 0))
-    expected = published * result["ready"]  # streams that answered 200
+    counts = [int((f.get("result") or {}).get("count", 0)) for f in finals]
+    rate = sum(float((f.get("result") or {}).get("rate", 0.0)) for f in finals)
+    published = sum(counts)
+    # streams that answered 200, each expecting every report of its own job
+    expected = sum(c * r for c, r in zip(counts, result["ready_per_job"], strict=True))
     lost = expected - result["received"]
+    statuses = sorted({f["status"] for f in finals})
+    result.pop("ready_per_job")
     return {
+        "asgi_server": asgi,
         "mode": name,
         "subscribers": args.subscribers,
+        "jobs": jobs,
         "interval_ms": args.interval_ms,
         "duration": args.duration,
         "pad": args.pad,
-        "job_status": final["status"],
+        "job_status": statuses[0] if len(statuses) == 1 else statuses,
         "published": published,
-        "published_per_s": round(float(summary.get("rate", 0.0))),
-        "offered_per_s": round(float(summary.get("rate", 0.0)) * result["ready"]),
+        "published_per_s": round(rate),
+        "offered_per_s": round(rate * result["ready"] / jobs),
         **result,
         "expected": expected,
         "lost": lost,
         "coalesced": coalesced if mode.flavour == "jobstream" else None,
         "unexplained": lost - coalesced if mode.flavour == "jobstream" else None,
         "overflow_disconnects": overflows,
+        "rss_idle_mb": round(rss_idle / 2**20, 1),
+        "rss_ready_mb": round(rss_ready / 2**20, 1),
+        "rss_peak_mb": round(rss_peak / 2**20, 1),
+        "kb_per_subscriber": round((rss_peak - rss_idle) / 1024 / args.subscribers, 1),
+        **gc,
         "busy_cores_before": quiet["busy_cores_before"],
         "load_before": round(quiet["load_before"], 2),
     }
@@ -631,17 +780,67 @@ def fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+CURVE_INTERVALS = {100: 1.0, 1000: 10.0, 5000: 100.0, 10000: 500.0}
+"""The report interval per curve point: subscribers x events/s = 100k, 100k, 50k, 20k/s."""
+
+TARGETS = {
+    # subscribers: (deliveries/s at least, p99 ms at most); the performance issue's figures
+    100: (100_000, 5.0),
+    1000: (100_000, 150.0),
+    5000: (50_000, 150.0),
+    10000: (20_000, 250.0),
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    subscribers: int
+    jobs: int
+    interval_ms: float
+
+
+def parse_curve(spec: str) -> list[Point]:
+    """``SUBS[/JOBS][:INTERVAL_MS]``, comma-separated: ``100,1000,5000,10000,10000/1000``."""
+    points = []
+    for part in spec.split(","):
+        head, _, interval = part.strip().partition(":")
+        subs, _, jobs = head.partition("/")
+        n, j = int(subs), int(jobs or 1)
+        if interval:
+            ms = float(interval)
+        elif n in CURVE_INTERVALS:
+            ms = CURVE_INTERVALS[n]
+        else:
+            raise ValueError(f"curve point {part!r}: no default interval for {n} subscribers")
+        if n < j or n % j:
+            raise ValueError(f"curve point {part!r}: {n} subscribers do not spread over {j} jobs")
+        points.append(Point(n, j, ms))
+    return points
+
+
+def judge(row: dict[str, Any]) -> dict[str, Any]:
+    """The point's target and whether the run met it (deliveries/s within 5 %, p99)."""
+    target = TARGETS.get(row["subscribers"])
+    offered = row["subscribers"] * 1000 / row["interval_ms"]
+    if target is None or abs(offered - target[0]) > 0.01 * target[0]:
+        return {"target": None, "met": None}
+    rate, p99 = target
+    ok = (row["deliveries_per_s"] or 0) >= 0.95 * rate and (row["p99_ms"] or math.inf) <= p99
+    return {"target": f">={rate // 1000}k/s p99<={p99:g}", "met": "yes" if ok else "no"}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     cols = [
+        ("server", "asgi_server", 0),
         ("mode", "mode", 0),
         ("subs", "subscribers", 0),
+        ("jobs", "jobs", 0),
         ("interval ms", "interval_ms", 1),
         ("published/s", "published_per_s", 0),
         ("deliveries/s", "deliveries_per_s", 0),
         ("p50 ms", "p50_ms", 2),
         ("p99 ms", "p99_ms", 2),
         ("max ms", "max_ms", 1),
-        ("seen p50", "visible_p50_ms", 1),
         ("seen p99", "visible_p99_ms", 1),
         ("lost", "lost", 0),
         ("coalesced", "coalesced", 0),
@@ -649,6 +848,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("server cpu", "server_cpu", 2),
         ("client cpu", "client_cpu", 2),
         ("other cpu", "other_cpu", 2),
+        ("RSS idle MB", "rss_idle_mb", 1),
+        ("RSS peak MB", "rss_peak_mb", 1),
+        ("gc gen2", "gc_gen2", 0),
+        ("gc s", "gc_seconds", 3),
+        ("gc max <= ms", "gc_longest_le_ms", 1),
+        ("target", "target", 0),
+        ("met", "met", 0),
     ]
     cells = [[h for h, _, _ in cols]]
     for row in rows:
@@ -668,12 +874,26 @@ def main() -> None:
         description="N SSE subscribers on one job: publish-to-receipt latency and deliveries/s."
     )
     parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=1, help="spread the subscribers over J jobs")
     parser.add_argument("--interval-ms", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of reporting")
     parser.add_argument(
+        "--curve",
+        metavar="POINTS",
+        help="run these points in turn, e.g. 100,1000,5000,10000,10000/1000 "
+        "(SUBS[/JOBS][:INTERVAL_MS]); --subscribers, --jobs and --interval-ms are ignored",
+    )
+    parser.add_argument(
         "--mode",
         choices=[*MODES, "cluster", "both", "all", "ws"],
-        default="both",
+        default=None,
+        help="default: both (jobstream and baseline); with --curve, jobstream and queue",
+    )
+    parser.add_argument(
+        "--asgi-server",
+        choices=[*ASGI_SERVERS, "both"],
+        default="uvicorn",
+        help="serve the app under uvicorn (jobstream serve), granian, or each in turn",
     )
     parser.add_argument("--pad", type=int, default=0, help="bytes of padding per message")
     parser.add_argument(
@@ -701,17 +921,48 @@ def main() -> None:
     args = parser.parse_args()
     if args.latency_every < 1:
         parser.error("--latency-every must be at least 1")
-    raise_fd_limit()
+    try:
+        points = (
+            parse_curve(args.curve)
+            if args.curve
+            else [Point(args.subscribers, args.jobs, args.interval_ms)]
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    limit = raise_fd_limit()
+    if max(p.subscribers for p in points) + 200 > limit:
+        parser.error(f"the open-files limit ({limit}) is too low for this many subscribers")
     # Decide the split once, before this process pins itself to the load generator's core.
     args.server_cpus, args.client_cpus = cpu_plan(not args.no_pin)
     set_affinity(0, args.client_cpus)  # the orchestrator stays off the server's core too
+    mode = args.mode or ("curve" if args.curve else "both")
     names = {
         "both": ["jobstream", "baseline"],
         "all": ["jobstream", "websocket", "baseline", "queue"],
         "cluster": ["jobstream", "redis"],
         "ws": ["jobstream", "websocket", "websocket-batch"],
-    }.get(args.mode, [args.mode])
-    rows = [run_mode(name, args) for _ in range(args.repeat) for name in names]
+        "curve": ["jobstream", "queue"],
+    }.get(mode, [mode])
+    servers = list(ASGI_SERVERS) if args.asgi_server == "both" else [args.asgi_server]
+    rows = []
+    for point in points:
+        for _ in range(args.repeat):
+            for name in names:
+                for asgi in servers:
+                    run_args = argparse.Namespace(**vars(args))
+                    run_args.subscribers = point.subscribers
+                    run_args.jobs = point.jobs
+                    run_args.interval_ms = point.interval_ms
+                    run_args.asgi_server = asgi
+                    try:
+                        row = run_mode(name, run_args)
+                    except Exception as exc:  # one failed point does not end a curve
+                        if not args.curve:
+                            raise
+                        print(f"{asgi} {name} {point}: {exc!r}", file=sys.stderr, flush=True)
+                        continue
+                    rows.append({**row, **judge(row)})
+                    print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if args.json:
         print(
             json.dumps(

@@ -52,7 +52,12 @@ class MemoryBus(EventBus):
         self.deliver(events)
 
     def deliver(self, events: Sequence[Event]) -> None:
-        """Publish synchronously (the hot path; a remote bus calls it for what it receives)."""
+        """Publish synchronously (the hot path; a remote bus calls it for what it receives).
+
+        Nothing a push runs removes a subscriber from a group while it is iterated (a woken
+        stream's writer is a task for later), so the groups are plain sets changed in place;
+        the readers a push overflowed are removed after the loop."""
+        overflowed: list[Subscriber] | None = None
         for event in events:
             for group in (
                 self._by_job.get(event.job_id),
@@ -63,8 +68,14 @@ class MemoryBus(EventBus):
                     for subscriber in group:
                         subscriber.push(event)
                         if subscriber.close_reason == "overflow":
-                            self.overflow_disconnects += 1
-                            self._discard(subscriber)
+                            if overflowed is None:
+                                overflowed = []
+                            overflowed.append(subscriber)
+                    if overflowed:
+                        for subscriber in overflowed:
+                            if self._discard(subscriber):
+                                self.overflow_disconnects += 1
+                        overflowed.clear()
 
     def subscribe(self, subscriber: Subscriber) -> Subscriber:
         if subscriber.job_id is not None:
@@ -79,26 +90,25 @@ class MemoryBus(EventBus):
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._discard(subscriber)
 
-    def _discard(self, subscriber: Subscriber) -> None:
+    def _discard(self, subscriber: Subscriber) -> bool:
+        """Remove ``subscriber`` (in O(1): closing 10,000 streams of one job once copied the
+        group at every close); ``False`` if it was not subscribed."""
         if subscriber.job_id is not None:
-            key, table = subscriber.job_id, self._by_job
+            group = self._by_job.get(subscriber.job_id)
         elif subscriber.owner is not None:
-            key, table = subscriber.owner, self._by_owner
+            group = self._by_owner.get(subscriber.owner)
         else:
-            if subscriber in self._everything:
-                # A set mutated while ``deliver`` iterates it would raise: build a new one.
-                self._everything = self._everything - {subscriber}
-                self._count -= 1
-            return
-        group = table.get(key)
-        # A set mutated while ``deliver`` iterates it would raise, so removal builds a new set.
-        if group is not None and subscriber in group:
-            rest = group - {subscriber}
-            if rest:
-                table[key] = rest
+            group = self._everything
+        if group is None or subscriber not in group:
+            return False
+        group.discard(subscriber)
+        if not group and group is not self._everything:
+            if subscriber.job_id is not None:
+                del self._by_job[subscriber.job_id]
             else:
-                del table[key]
-            self._count -= 1
+                del self._by_owner[subscriber.owner]  # type: ignore[arg-type]
+        self._count -= 1
+        return True
 
     async def publish_control(self, message: dict[str, Any]) -> None:
         await self._dispatch_control(message)

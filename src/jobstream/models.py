@@ -28,10 +28,13 @@ class JobStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
+        # By value: a member's own hash is a Python-level call (this runs per delivery).
+        return self._value_ in _TERMINAL_VALUES
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+_TERMINAL_VALUES = frozenset({"completed", "failed", "cancelled"})
+"""The terminal statuses' and terminal events' values (the same three words)."""
 
 # Every legal move. RUNNING -> QUEUED is the recovery move: a job whose worker died is re-queued.
 _TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -69,7 +72,7 @@ class EventType(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in TERMINAL_EVENTS
+        return self._value_ in _TERMINAL_VALUES
 
     @property
     def coalescable(self) -> bool:

@@ -50,7 +50,15 @@ PATHS = {
     "jobstream": ("jobstream", "/api/v1/jobs/{id}/events"),
     "queue": ("baseline", "/baseline/queue/{id}"),
     "poll": ("baseline", "/baseline/poll/{id}"),
+    "websocket": ("jobstream", "/api/v1/jobs/{id}/ws"),
+    "websocket-deflate": ("jobstream", "/api/v1/jobs/{id}/ws"),
 }
+WS_HEAD = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+SERVER_ENV = {"websocket-deflate": {"JOBSTREAM_WS_COMPRESSION": "1"}}
+"""A mode's server settings: permessage-deflate is off by default."""
 
 
 class IdleConnection(asyncio.Protocol):
@@ -71,7 +79,13 @@ class IdleConnection(asyncio.Protocol):
         if self.ok is not None:
             return  # idle: nothing more is kept
         self.buffer += data
-        if b"\n\n" in self.buffer:
+        if self.buffer.startswith(b"HTTP/1.1 101"):  # a WebSocket: the head, then a frame
+            head = self.buffer.find(b"\r\n\r\n")
+            if head >= 0 and len(self.buffer) > head + 4:
+                self.ok = True
+                self.buffer = b""
+                self._settle()
+        elif b"\n\n" in self.buffer:
             self.ok = self.buffer.startswith(b"HTTP/1.1 200")
             self.buffer = b""
             self._settle()
@@ -119,10 +133,12 @@ async def open_many(port: int, request: bytes, n: int) -> list[IdleConnection]:
 async def hold(conf: dict[str, Any], pipe: Any) -> None:
     loop = asyncio.get_running_loop()
     path = conf["path"].format(id=conf["job_id"])
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{conf['port']}\r\n"
-        "Accept: text/event-stream\r\n\r\n"
-    ).encode()
+    if conf["mode"].startswith("websocket"):
+        extension = "permessage-deflate" if conf["mode"] == "websocket-deflate" else ""
+        head = WS_HEAD + (f"Sec-WebSocket-Extensions: {extension}\r\n" if extension else "")
+    else:
+        head = "Accept: text/event-stream\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{conf['port']}\r\n{head}\r\n".encode()
     warm = await open_many(conf["port"], request, conf["warm"])
     pipe.send(("warm", sum(1 for c in warm if c.ok)))
     await loop.run_in_executor(None, pipe.recv)
@@ -180,7 +196,9 @@ def settled_rss(server: BenchServer, seconds: float) -> int:
 def run_mode(name: str, args: argparse.Namespace, asgi: str) -> dict[str, Any]:
     flavour, path = PATHS[name]
     server_cpus, client_cpus = args.server_cpus, args.client_cpus
-    server = BenchServer(flavour, cpus=server_cpus, src=args.src, asgi_server=asgi)
+    server = BenchServer(
+        flavour, cpus=server_cpus, src=args.src, asgi_server=asgi, env=SERVER_ENV.get(name)
+    )
     server.start()
     try:
         quiet = wait_until_quiet(args.wait_quiet)
@@ -191,6 +209,7 @@ def run_mode(name: str, args: argparse.Namespace, asgi: str) -> dict[str, Any]:
         never = server.tmp / "never"  # the job waits for this file, which never appears
         job = server.submit({"start_file": str(never), "start_timeout": 86_400})
         conf = {
+            "mode": name,
             "path": path,
             "job_id": job["id"],
             "port": server.port,
@@ -239,9 +258,7 @@ def run_mode(name: str, args: argparse.Namespace, asgi: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Server RSS per idle SSE connection.")
     parser.add_argument("--connections", type=int, default=5000)
-    parser.add_argument(
-        "--mode", choices=["jobstream", "queue", "poll", "both", "all"], default="both"
-    )
+    parser.add_argument("--mode", choices=[*PATHS, "both", "all", "ws"], default="both")
     parser.add_argument("--warm", type=int, default=20, help="connections opened before 'before'")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS")
     parser.add_argument("--wait-quiet", type=float, default=0.0)
@@ -256,9 +273,11 @@ def main() -> None:
     # Decide the split once, before this process pins itself to the load generator's core.
     args.server_cpus, args.client_cpus = cpu_plan(not args.no_pin)
     set_affinity(0, args.client_cpus)
-    names = {"both": ["jobstream", "queue"], "all": ["jobstream", "queue", "poll"]}.get(
-        args.mode, [args.mode]
-    )
+    names = {
+        "both": ["jobstream", "queue"],
+        "all": ["jobstream", "queue", "poll"],
+        "ws": ["jobstream", "websocket", "websocket-deflate"],
+    }.get(args.mode, [args.mode])
     servers = list(ASGI_SERVERS) if args.asgi_server == "both" else [args.asgi_server]
     rows = [run_mode(name, args, asgi) for name in names for asgi in servers]
     if args.json:

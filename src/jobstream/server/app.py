@@ -48,7 +48,7 @@ class JobstreamApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         remember_raw_send(scope, send)
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await super().__call__(scope, receive, send)
             return
         detaching = self._detaching

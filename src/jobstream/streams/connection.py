@@ -4,11 +4,12 @@ dropping it when its reader stopped reading.
 **Detached bodies.** A streaming response runs inside every frame of the stack that routed it
 (the server's task, each middleware, the router, the route's exit stacks and request objects),
 and keeps them all for as long as the stream is open: most of an idle stream's memory. So the
-outermost app (``create_app``'s ``JobstreamApp``) offers each HTTP request a slot (``DETACH``): a
-stream response sends its response start through the stack as usual (middleware see it), puts
-itself in the slot and returns; the stack unwinds, and the outermost app then runs the body with
-the server's own ``receive``/``send``. Routing, auth, errors and the response start are the one
-routed path; only where the body's frames live changes. The app offers the slot only when no
+outermost app (``create_app``'s ``JobstreamApp``) offers each HTTP request and WebSocket a slot
+(``DETACH``): an SSE response sends its response start through the stack as usual (middleware
+see it), a WebSocket stream its accept; then it puts its body in the slot and returns, the stack
+unwinds, and the outermost app runs the body with the server's own ``receive``/``send``.
+Routing, auth, refusals, errors and the response start are the one routed path; only where the
+body's frames live changes. The app offers the slot only when no
 middleware of its own wraps body messages (a user's ``add_middleware`` other than the ones
 ``create_app`` adds turns it off), since such a middleware would no longer see them.
 

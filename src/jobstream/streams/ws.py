@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from starlette.types import Message
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from jobstream import codec
@@ -31,7 +31,7 @@ from jobstream.models import Event, Job
 from jobstream.server.auth import AuthError, Forbidden, Principal
 from jobstream.server.links import Links
 from jobstream.service import JobNotFound
-from jobstream.streams.connection import abort_connection
+from jobstream.streams.connection import abort_connection, detach_body
 from jobstream.streams.envelope import event_envelope, feed_snapshot_envelope, snapshot_envelope
 from jobstream.streams.lifecycle import (
     Encoder,
@@ -186,18 +186,45 @@ async def run_websocket(websocket: WebSocket, rt: Runtime, plan_for: Callable[..
         return
     try:
         await websocket.accept()
-        await _serve(websocket, rt, principal, plan, handle)
-    finally:
+    except BaseException:
         await rt.hub.close(handle)
+        raise
+    session = _Session(rt, principal, plan, handle)
+    if detach_body(websocket.scope, session):
+        return  # the outermost app runs it once the routing stack has returned
+    # In place: the route's own ASGI callables (after the accept, a message is exactly one call).
+    receive = getattr(websocket, "_receive", websocket.receive)
+    send = getattr(websocket, "_send", websocket.send)
+    await session.run_body(websocket.scope, receive, send)
+
+
+class _Session:
+    """An accepted stream's body (``streams/connection.py``: run detached from the routing
+    stack when the app offers it, like an SSE body)."""
+
+    __slots__ = ("handle", "plan", "principal", "rt")
+
+    def __init__(self, rt: Runtime, principal: Principal, plan: Plan, handle: StreamHandle):
+        self.rt = rt
+        self.principal = principal
+        self.plan = plan
+        self.handle = handle
+
+    def run_body(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        writer = _Writer(scope, send, self.rt, self.principal, self.plan, self.handle)
+        return _serve(writer, receive, self.rt.hub.close)
+
+    async def discard(self) -> None:
+        await self.rt.hub.close(self.handle)
 
 
 async def _serve(
-    websocket: WebSocket, rt: Runtime, principal: Principal, plan: Plan, handle: StreamHandle
+    writer: _Writer, receive: Receive, on_close: Callable[[StreamHandle], Awaitable[None]]
 ) -> None:
     try:
-        await _Writer(websocket, rt, principal, plan, handle).serve(websocket.receive)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        handle.subscriber.close("disconnect")
+        await writer.serve(receive, on_close)
+    except (RuntimeError, OSError):  # receiving failed: the client is gone
+        writer.handle.subscriber.close("disconnect")
 
 
 class _Writer(StreamWriter):
@@ -205,25 +232,22 @@ class _Writer(StreamWriter):
     connection's task makes of the client's messages: activity (for the idle limit), ``resume``
     requests, and the disconnect."""
 
-    __slots__ = ("after", "plan", "principal", "resume_to", "rt", "send", "stream", "websocket")
+    __slots__ = ("after", "plan", "principal", "resume_to", "rt", "scope", "send", "stream")
 
     def __init__(
         self,
-        websocket: WebSocket,
+        scope: Scope,
+        send: Send,
         rt: Runtime,
         principal: Principal,
         plan: Plan,
         handle: StreamHandle,
     ) -> None:
         super().__init__(handle)
-        self.websocket = websocket
-        # The route's ASGI ``send`` itself: Starlette's ``send_text`` adds a state machine's
-        # checks to every message, which cost as much as the framing (docs/benchmarks.md).
-        # Once accepted, a text message is exactly this call; the close still goes through
-        # ``websocket.close``.
-        self.send: Callable[[Message], Awaitable[None]] = getattr(
-            websocket, "_send", websocket.send
-        )
+        self.scope = scope
+        # ASGI's own ``send``, not Starlette's ``send_text``: its state machine's checks on every
+        # message cost as much as the framing (docs/benchmarks.md).
+        self.send = send
         self.rt = rt
         self.principal = principal
         self.plan = plan
@@ -252,7 +276,6 @@ class _Writer(StreamWriter):
         return False
 
     async def write(self) -> None:
-        websocket = self.websocket
         handle = self.handle
         subscriber = handle.subscriber
         try:
@@ -296,7 +319,7 @@ class _Writer(StreamWriter):
             if task is not None:
                 task.uncancel()
             self.finish()
-            if abort_connection(websocket.scope):
+            if abort_connection(self.scope):
                 await asyncio.sleep(0)
 
     async def _send_all(self, units: list[Any]) -> None:
@@ -304,16 +327,13 @@ class _Writer(StreamWriter):
         send = self.send
         # The hub's ticker drops the stream if a send blocks too long.
         handle.sending_since = time.monotonic()
-        try:
-            if self.plan.batch:
-                for at in range(0, len(units), BATCH_MAX):
-                    text = "[" + ",".join(units[at : at + BATCH_MAX]) + "]"
-                    await send({"type": "websocket.send", "text": text})
-            else:
-                for unit in units:
-                    await send({"type": "websocket.send", "text": unit})
-        except OSError as exc:  # as Starlette's ``send_text`` reports it
-            raise WebSocketDisconnect(code=1006) from exc
+        if self.plan.batch:
+            for at in range(0, len(units), BATCH_MAX):
+                text = "[" + ",".join(units[at : at + BATCH_MAX]) + "]"
+                await send({"type": "websocket.send", "text": text})
+        else:
+            for unit in units:
+                await send({"type": "websocket.send", "text": unit})
         handle.sending_since = 0.0
 
     async def _close(self) -> None:
@@ -329,8 +349,8 @@ class _Writer(StreamWriter):
         elif flags & Wake.TIMEOUT or handle.deadline <= time.monotonic():
             close_code, reason = CLOSE_NORMAL, "idle timeout"
         if reason_code != "disconnect":
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
-                await self.websocket.close(code=close_code, reason=reason)
+            with contextlib.suppress(RuntimeError, OSError):
+                await self.send({"type": "websocket.close", "code": close_code, "reason": reason})
 
 
 async def _stream(

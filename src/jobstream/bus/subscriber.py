@@ -70,8 +70,11 @@ class Subscriber:
         self.everything = everything
         self.soft_limit = soft_limit
         self.hard_limit = hard_limit
-        self._pending: list[Event | None] = []
-        self._progress_at: dict[str, int] = {}
+        # Both made when needed: an idle reader holds neither (docs/benchmarks.md, idle memory).
+        self._pending: list[Event | None] | None = None
+        self._progress_at: dict[str, int] | None = None
+        """Where each job's newest pending progress is; built once the backlog reaches
+        ``soft_limit`` (below it nothing is replaced, so a push keeps no index)."""
         self._live = 0
         self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -94,16 +97,21 @@ class Subscriber:
         if self.close_reason is not None:
             return
         pending = self._pending
-        if event.type is EventType.PROGRESS:
-            if self._live >= self.soft_limit:
-                at = self._progress_at.get(event.job_id)
-                if at is not None:
-                    pending[at] = None
-                    self._live -= 1
-                    self.coalesced += 1
-                    if len(pending) > 2 * self._live + 64:
-                        pending = self._compact()
-            self._progress_at[event.job_id] = len(pending)
+        if pending is None:
+            pending = self._pending = []
+        if event.type is EventType.PROGRESS and self._live >= self.soft_limit:
+            index = self._progress_at
+            if index is None:
+                index = self._index(pending)
+            at = index.get(event.job_id)
+            if at is not None:
+                pending[at] = None
+                self._live -= 1
+                self.coalesced += 1
+                if len(pending) > 2 * self._live + 64:
+                    pending = self._compact(pending)
+                    index = self._index(pending)
+            index[event.job_id] = len(pending)
         pending.append(event)
         self._live += 1
         if self._live > self.hard_limit:
@@ -111,14 +119,17 @@ class Subscriber:
             return
         self._wake()
 
-    def _compact(self) -> list[Event | None]:
-        live: list[Event | None] = [e for e in self._pending if e is not None]
-        self._pending = live
-        self._progress_at = {
+    def _index(self, pending: list[Event | None]) -> dict[str, int]:
+        index = self._progress_at = {
             e.job_id: i
-            for i, e in enumerate(live)
+            for i, e in enumerate(pending)
             if e is not None and e.type is EventType.PROGRESS
         }
+        return index
+
+    def _compact(self, pending: list[Event | None]) -> list[Event | None]:
+        live: list[Event | None] = [e for e in pending if e is not None]
+        self._pending = live
         return live
 
     def wake(self, flags: int) -> None:
@@ -153,11 +164,11 @@ class Subscriber:
 
     def drain(self) -> list[Event]:
         """Take every pending event, oldest first, without waiting."""
-        if not self._pending:
-            return []
         pending = self._pending
-        self._pending = []
-        self._progress_at = {}
+        if not pending:
+            return []
+        self._pending = None
+        self._progress_at = None
         self._live = 0
         return [event for event in pending if event is not None]
 

@@ -9,7 +9,8 @@ is a fraction of that (docs/benchmarks.md has both):
 - SQLite: one ``sqlite3`` connection of its own in one thread; the whole transaction is one
   call into that thread.
 - PostgreSQL: asyncpg, on the SQLAlchemy connection's own driver connection (the transaction
-  SQLAlchemy opened), with ``executemany`` for the updates and inserts.
+  SQLAlchemy opened); the running jobs' rows and the events each in one statement over arrays
+  (``unnest``), the rare rest with ``executemany``.
 
 What to write is decided once, in ``plan`` (pure Python, shared by both and by the SQLAlchemy
 path that serves an in-memory SQLite database): which batches are still their writer's, the
@@ -332,8 +333,6 @@ def _numbered(sql: str) -> str:
 
 
 _PG_UPDATE = _numbered(f"UPDATE jobstream_jobs SET {_SET} WHERE id = ?")
-_PG_UPDATE_RUNNING = _numbered(f"UPDATE jobstream_jobs SET {_SET_RUNNING} WHERE id = ?")
-_PG_INSERT = _numbered(_INSERT)
 _PG_TRIM = _numbered(_TRIM)
 _PG_REFUND = (
     "UPDATE jobstream_accounts SET credits = credits + "
@@ -341,10 +340,57 @@ _PG_REFUND = (
     "WHERE sub = $2 AND (SELECT cost FROM jobstream_jobs WHERE id = $1) > 0"
 )
 _PG_COUNT = _numbered(_COUNT)
+_PG_TYPES = {
+    "status": "text",
+    "state": "text",
+    "progress": "float8",
+    "current_step": "int4",
+    "total_steps": "int4",
+    "step_name": "text",
+    "message": "text",
+    "eta_seconds": "float8",
+    "result": "text",
+    "artifact_path": "text",
+    "artifact_media_type": "text",
+    "artifact_filename": "text",
+    "error": "text",
+    "started_us": "int8",
+    "updated_us": "int8",
+    "finished_us": "int8",
+    "seq": "int4",
+    "seq_reserved": "int4",
+    "attempts": "int4",
+    "lease_owner": "text",
+    "lease_until_us": "int8",
+    "stalled_us": "int8",
+}
+"""Each job column's type as an array element (``result``: JSON text, cast back when set)."""
+_PG_UPDATE_RUNNING_ALL = (
+    "UPDATE jobstream_jobs AS j SET "
+    + ", ".join(f"{c} = u.{c}::json" if c == "result" else f"{c} = u.{c}" for c in RUNNING_COLUMNS)
+    + " FROM unnest("
+    + ", ".join(f"${i}::{_PG_TYPES[c]}[]" for i, c in enumerate(RUNNING_COLUMNS, start=1))
+    + f", ${len(RUNNING_COLUMNS) + 1}::text[]) AS u({', '.join(RUNNING_COLUMNS)}, id) "
+    "WHERE j.id = u.id"
+)
+"""The running jobs' rows in one statement: one array per column (``executemany`` costs the
+server a statement per row)."""
+_PG_INSERT_ALL = (
+    'INSERT INTO jobstream_events (job_id, seq, owner, type, "cursor", data, pos) '
+    "SELECT job_id, seq, owner, type, ts, data::json, pos FROM unnest("
+    "$1::text[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[]"
+    ") AS u(job_id, seq, owner, type, ts, data, pos)"
+)
+"""Every event of the transaction in one statement, likewise."""
 _PG_CHECK = (
     "SELECT id, status, seq, lease_owner, lease_until_us FROM jobstream_jobs "
     "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows of parameters as one list per column (the arrays ``unnest`` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def append_many_postgres(
@@ -362,9 +408,8 @@ async def append_many_postgres(
     if todo.rows:
         await pg.executemany(_PG_UPDATE, [_row_params(row) for row in todo.rows])
     if todo.running:
-        await pg.executemany(
-            _PG_UPDATE_RUNNING, [_row_params(row, RUNNING_COLUMNS) for row in todo.running]
-        )
+        rows = [_row_params(row, RUNNING_COLUMNS) for row in todo.running]
+        await pg.execute(_PG_UPDATE_RUNNING_ALL, *_columns(rows))
     if todo.trims:
         await pg.executemany(_PG_TRIM, todo.trims)
     for job_id, owner in todo.refunds:
@@ -372,7 +417,8 @@ async def append_many_postgres(
     if todo.events:
         top = await pg.fetchval(_PG_COUNT, len(todo.events))
         number(todo.events, int(top))
-        await pg.executemany(_PG_INSERT, [_event_params(e) for e in todo.events])
+        events = [_event_params(e) for e in todo.events]
+        await pg.execute(_PG_INSERT_ALL, *_columns(events))
     return todo.outcome
 
 

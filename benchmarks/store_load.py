@@ -69,7 +69,7 @@ MAX_BURST = 50
 """At most this many overdue reports of a job back to back; further behind, its schedule
 restarts from now (reports skipped: made < offered)."""
 LATENCY_EVERY = 8
-DRAIN_LIMIT = 60.0
+DRAIN_LIMIT = 20.0
 """Seconds after the window to wait for the backlog to be stored (the naive writer's can be
 long); past it the run reports what was stored and skips the checks."""
 
@@ -176,6 +176,7 @@ def naive_writer(store: Any, bus: Any, worker_id: str) -> Any:
 class Counters:
     def __init__(self) -> None:
         self.transactions = 0
+        self.thread_transactions = 0
         self.job_rows = 0
         self.event_rows = 0
         self.trims = 0
@@ -202,6 +203,14 @@ def instrument(counters: Counters, tally: Tally, bus: Any, postgres: bool) -> No
         return todo
 
     batch_module.plan = counted_plan
+
+    on_thread = batch_module.SQLiteBatchWriter.append_many
+
+    async def counted_on_thread(self: Any, batches: Any) -> Any:
+        counters.thread_transactions += 1
+        return await on_thread(self, batches)
+
+    batch_module.SQLiteBatchWriter.append_many = counted_on_thread  # type: ignore[method-assign]
 
     publish_soon = bus.publish_soon
     window_start_us = 0
@@ -351,6 +360,7 @@ async def run_child(args: argparse.Namespace) -> dict[str, Any]:
                 "stored_in_window_per_s": round(delta["stored_in_window"] / window),
                 "drain_s": round(span - window, 3) if drained else None,
                 "transactions_per_s": round(delta["transactions"] / window),
+                "thread_transactions": delta["thread_transactions"],
                 "job_rows_per_s": round(delta["job_rows"] / window),
                 "event_rows_per_s": round(delta["event_rows"] / window),
                 "rows_per_s": round(
@@ -475,6 +485,7 @@ COLUMNS = (
     ("absorbed/s", "absorbed_per_s"),
     ("stored/s (window)", "stored_in_window_per_s"),
     ("tx/s", "transactions_per_s"),
+    ("on thread", "thread_transactions"),
     ("rows/s", "rows_per_s"),
     ("events/tx", "events_per_transaction"),
     ("p50 ms", "p50_ms"),

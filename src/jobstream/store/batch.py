@@ -195,9 +195,10 @@ class SQLiteBatchWriter:
     commit), about 0.15 ms. Run on a thread of its own instead, a commit waited for the GIL
     behind a busy loop for 1.5-3 ms, and a report took two such round trips to reach its
     streams (docs/benchmarks.md). The inline connection never waits for a lock
-    (``busy_timeout=0``) and never checkpoints (that would fsync); when the database is busy
-    (another process writes, or this one has a transaction open elsewhere) the batch goes to
-    the thread, whose connection waits for the lock and runs the checkpoints."""
+    (``busy_timeout=0``) and never checkpoints (that would fsync). While this process has a
+    write transaction open elsewhere, the batch waits for it to end and then goes inline; when
+    another process holds the database, the batch goes to the thread, whose connection waits
+    for the lock and runs the checkpoints."""
 
     def __init__(
         self,

@@ -682,12 +682,26 @@ class SQLStore(JobStore):
             if outcome is not None:
                 done(outcome, None)
                 return
+            future = asyncio.ensure_future(writer.append_many(batches))  # another process writes
+        else:
+            future = asyncio.ensure_future(self._inline_after_ours(writer, batches))
 
         def settle(task: asyncio.Future[list[bool | Rebase]]) -> None:
             error = task.exception()
             done(None if error is not None else task.result(), error)
 
-        asyncio.ensure_future(writer.append_many(batches)).add_done_callback(settle)
+        future.add_done_callback(settle)
+
+    async def _inline_after_ours(
+        self, writer: SQLiteBatchWriter, batches: Sequence[Append]
+    ) -> list[bool | Rebase]:
+        """Inline once this process's open write transaction (a claim, a lease renewal) ends;
+        on the writer's thread only if another process holds the database then. The thread is
+        the slow way under load: each row its ``executemany`` steps takes the GIL back from
+        the busy loop, and while that transaction crawls the next batch grows."""
+        async with self._write_lock:
+            outcome = writer.try_inline(batches)
+        return outcome if outcome is not None else await writer.append_many(batches)
 
     async def _append_many_sqlalchemy(self, batches: Sequence[Append]) -> list[bool | Rebase]:
         """For an in-memory SQLite database (one shared connection: no second one can see it)."""

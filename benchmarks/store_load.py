@@ -22,7 +22,8 @@ saturated), absorbed (reports made in the window and stored, per second up to wh
 them was stored), rows and ``append_many`` transactions per second (from each transaction's plan:
 job rows updated, events inserted, PostgreSQL's position counter row), report-to-stored latency
 (an event's time to when its transaction's outcome is published; every 8th event), and CPU (this
-process; ``other``: the rest of the machine, PostgreSQL's backends included).
+process; ``other``: the rest of the machine, PostgreSQL's backends included; ``pg``: the
+PostgreSQL server's processes alone, every database's).
 
 Then, from the store (``events_after`` per job, as a reader resuming from seq 0 sees it): every
 job's seqs gap-free from 1, its two status changes and its terminal event and every log line it
@@ -237,6 +238,18 @@ def instrument(counters: Counters, tally: Tally, bus: Any, postgres: bool) -> No
     bus.publish_soon = timed_publish
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by the machine's PostgreSQL processes (every database's: other
+    work on the server counts too)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"]:
+            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return total
+
+
 def percentile(values: list[int], q: float) -> float | None:
     if not values:
         return None
@@ -329,6 +342,7 @@ async def run_child(args: argparse.Namespace) -> dict[str, Any]:
         base = {k: v for k, v in vars(counters).items() if isinstance(v, int)}
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         busy0 = cpu_busy_seconds()
+        pg0 = postgres_cpu_seconds()
         loop = asyncio.get_running_loop()
         print(json.dumps({"kind": "started", "pid": os.getpid()}), flush=True)
         tally.t0 = loop.time()
@@ -340,6 +354,7 @@ async def run_child(args: argparse.Namespace) -> dict[str, Any]:
         at_end = {k: v for k, v in vars(counters).items() if isinstance(v, int)}
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         busy1 = cpu_busy_seconds()
+        pg1 = postgres_cpu_seconds()
         # The rest of the schedule (a late job's last reports) and the backlog.
         drain_deadline = time.monotonic() + DRAIN_LIMIT
         while runtime.pool.active and time.monotonic() < drain_deadline:  # noqa: ASYNC110
@@ -379,6 +394,7 @@ async def run_child(args: argparse.Namespace) -> dict[str, Any]:
                 "max_ms": percentile(counters.latencies_us, 1.0),
                 "cpu": round(own_cpu / window, 2),
                 "other_cpu": round(max(busy1 - busy0 - own_cpu, 0.0) / window, 2),
+                "postgres_cpu": round((pg1 - pg0) / window, 2),
                 "drained": drained,
             }
         )
@@ -492,6 +508,7 @@ COLUMNS = (
     ("p99 ms", "p99_ms"),
     ("cpu", "cpu"),
     ("other cpu", "other_cpu"),
+    ("pg cpu", "postgres_cpu"),
     ("lost", "lost"),
 )
 

@@ -426,8 +426,9 @@ async def _admin(statement: str) -> None:
 
 
 @contextmanager
-def database(store: str, folder: Path) -> Iterator[str]:
-    """A SQLite file in ``folder``, or a PostgreSQL database of this run's own (dropped after)."""
+def database(store: str, folder: Path, synchronous_commit: str | None = None) -> Iterator[str]:
+    """A SQLite file in ``folder``, or a PostgreSQL database of this run's own (dropped after;
+    ``synchronous_commit`` set on it when given)."""
     if store == "sqlite":
         yield f"sqlite:///{folder / 'jobstream.db'}"
         return
@@ -437,6 +438,9 @@ def database(store: str, folder: Path) -> Iterator[str]:
 
     name = f"jobstream_bench_{secrets.token_hex(5)}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    if synchronous_commit:
+        setting = f"synchronous_commit = {synchronous_commit}"
+        asyncio.run(_admin(f'ALTER DATABASE "{name}" SET {setting}'))
     try:
         url = make_url(normalize_url(ADMIN_URL)).set(database=name)
         yield url.render_as_string(hide_password=False)
@@ -449,7 +453,7 @@ def run(store: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="jobstream-store-load-"))
     profiler: subprocess.Popen[bytes] | None = None
     try:
-        with database(store, folder) as url:
+        with database(store, folder, args.pg_synchronous_commit) as url:
             cmd = [sys.executable, __file__, "--child", "--store", store, "--mode", mode]
             cmd += ["--url", url, "--data-dir", str(folder / "data"), "--jobs", str(args.jobs)]
             cmd += ["--rate", str(args.rate), "--seconds", str(args.seconds)]
@@ -549,6 +553,11 @@ def main() -> None:
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the run's process (raw stacks)")
     parser.add_argument("--src", help="a jobstream src/ folder to run instead of the installed one")
+    parser.add_argument(
+        "--pg-synchronous-commit",
+        choices=("on", "off"),
+        help="set on the run's PostgreSQL database (off: a commit does not wait for the disk)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

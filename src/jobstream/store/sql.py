@@ -465,9 +465,11 @@ class SQLStore(JobStore):
                     async with conn.begin():
                         yield conn
             finally:
-                # The lock is free and the next writer waiting for it has not run yet.
-                if self._waiting_batches and self._batch_writer is not None:
-                    self._commit_waiting(self._batch_writer)
+                # The lock is free and the next writer waiting for it has not run yet (unless
+                # this one never had it: cancelled while waiting for another's to end).
+                writer = self._batch_writer
+                if self._waiting_batches and writer is not None and not self._write_lock.locked():
+                    self._commit_waiting(writer)
         else:
             async with self.engine.begin() as conn:
                 yield conn

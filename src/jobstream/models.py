@@ -12,7 +12,7 @@ import enum
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -278,7 +278,7 @@ class Job:
                 changes["error"] = data.get("message")
             if "message" in data:
                 changes["message"] = data["message"]
-        return replace(self, **changes)
+        return _replaced(self, changes)
 
     def fill_reserved(self) -> tuple[Job, list[Event]]:
         """Close the gap a dead worker left between ``seq`` and ``seq_reserved``.
@@ -339,3 +339,20 @@ class Job:
             "finished_at": isoformat(self.finished_at),
             "seq": self.seq,
         }
+
+
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
+_new_object = object.__new__
+_set_field = object.__setattr__
+
+
+def _replaced(job: Job, changes: dict[str, Any]) -> Job:
+    """``dataclasses.replace(job, **changes)`` without its per-field checks and its keyword
+    call into ``__init__``: a running job makes a snapshot per report, and ``replace`` was a
+    quarter of a busy worker's time (docs/benchmarks.md, "The store under many jobs")."""
+    if type(job) is not Job:
+        return replace(job, **changes)
+    new = _new_object(Job)
+    for name in _JOB_FIELDS:
+        _set_field(new, name, changes[name] if name in changes else getattr(job, name))
+    return new

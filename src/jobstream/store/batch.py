@@ -9,7 +9,8 @@ is a fraction of that (docs/benchmarks.md has both):
 - SQLite: one ``sqlite3`` connection of its own in one thread; the whole transaction is one
   call into that thread.
 - PostgreSQL: asyncpg, on the SQLAlchemy connection's own driver connection (the transaction
-  SQLAlchemy opened), with ``executemany`` for the updates and inserts.
+  SQLAlchemy opened); the running jobs' rows and the events each in one statement over arrays
+  (``unnest``), the rare rest with ``executemany``.
 
 What to write is decided once, in ``plan`` (pure Python, shared by both and by the SQLAlchemy
 path that serves an in-memory SQLite database): which batches are still their writer's, the
@@ -194,9 +195,10 @@ class SQLiteBatchWriter:
     commit), about 0.15 ms. Run on a thread of its own instead, a commit waited for the GIL
     behind a busy loop for 1.5-3 ms, and a report took two such round trips to reach its
     streams (docs/benchmarks.md). The inline connection never waits for a lock
-    (``busy_timeout=0``) and never checkpoints (that would fsync); when the database is busy
-    (another process writes, or this one has a transaction open elsewhere) the batch goes to
-    the thread, whose connection waits for the lock and runs the checkpoints."""
+    (``busy_timeout=0``) and never checkpoints (that would fsync). While this process has a
+    write transaction open elsewhere, the batch waits for it to end and then goes inline; when
+    another process holds the database, the batch goes to the thread, whose connection waits
+    for the lock and runs the checkpoints."""
 
     def __init__(
         self,
@@ -332,8 +334,6 @@ def _numbered(sql: str) -> str:
 
 
 _PG_UPDATE = _numbered(f"UPDATE jobstream_jobs SET {_SET} WHERE id = ?")
-_PG_UPDATE_RUNNING = _numbered(f"UPDATE jobstream_jobs SET {_SET_RUNNING} WHERE id = ?")
-_PG_INSERT = _numbered(_INSERT)
 _PG_TRIM = _numbered(_TRIM)
 _PG_REFUND = (
     "UPDATE jobstream_accounts SET credits = credits + "
@@ -341,10 +341,57 @@ _PG_REFUND = (
     "WHERE sub = $2 AND (SELECT cost FROM jobstream_jobs WHERE id = $1) > 0"
 )
 _PG_COUNT = _numbered(_COUNT)
+_PG_TYPES = {
+    "status": "text",
+    "state": "text",
+    "progress": "float8",
+    "current_step": "int4",
+    "total_steps": "int4",
+    "step_name": "text",
+    "message": "text",
+    "eta_seconds": "float8",
+    "result": "text",
+    "artifact_path": "text",
+    "artifact_media_type": "text",
+    "artifact_filename": "text",
+    "error": "text",
+    "started_us": "int8",
+    "updated_us": "int8",
+    "finished_us": "int8",
+    "seq": "int4",
+    "seq_reserved": "int4",
+    "attempts": "int4",
+    "lease_owner": "text",
+    "lease_until_us": "int8",
+    "stalled_us": "int8",
+}
+"""Each job column's type as an array element (``result``: JSON text, cast back when set)."""
+_PG_UPDATE_RUNNING_ALL = (
+    "UPDATE jobstream_jobs AS j SET "
+    + ", ".join(f"{c} = u.{c}::json" if c == "result" else f"{c} = u.{c}" for c in RUNNING_COLUMNS)
+    + " FROM unnest("
+    + ", ".join(f"${i}::{_PG_TYPES[c]}[]" for i, c in enumerate(RUNNING_COLUMNS, start=1))
+    + f", ${len(RUNNING_COLUMNS) + 1}::text[]) AS u({', '.join(RUNNING_COLUMNS)}, id) "
+    "WHERE j.id = u.id"
+)
+"""The running jobs' rows in one statement: one array per column (``executemany`` costs the
+server a statement per row)."""
+_PG_INSERT_ALL = (
+    'INSERT INTO jobstream_events (job_id, seq, owner, type, "cursor", data, pos) '
+    "SELECT job_id, seq, owner, type, ts, data::json, pos FROM unnest("
+    "$1::text[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[]"
+    ") AS u(job_id, seq, owner, type, ts, data, pos)"
+)
+"""Every event of the transaction in one statement, likewise."""
 _PG_CHECK = (
     "SELECT id, status, seq, lease_owner, lease_until_us FROM jobstream_jobs "
     "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows of parameters as one list per column (the arrays ``unnest`` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def append_many_postgres(
@@ -362,9 +409,8 @@ async def append_many_postgres(
     if todo.rows:
         await pg.executemany(_PG_UPDATE, [_row_params(row) for row in todo.rows])
     if todo.running:
-        await pg.executemany(
-            _PG_UPDATE_RUNNING, [_row_params(row, RUNNING_COLUMNS) for row in todo.running]
-        )
+        rows = [_row_params(row, RUNNING_COLUMNS) for row in todo.running]
+        await pg.execute(_PG_UPDATE_RUNNING_ALL, *_columns(rows))
     if todo.trims:
         await pg.executemany(_PG_TRIM, todo.trims)
     for job_id, owner in todo.refunds:
@@ -372,7 +418,8 @@ async def append_many_postgres(
     if todo.events:
         top = await pg.fetchval(_PG_COUNT, len(todo.events))
         number(todo.events, int(top))
-        await pg.executemany(_PG_INSERT, [_event_params(e) for e in todo.events])
+        events = [_event_params(e) for e in todo.events]
+        await pg.execute(_PG_INSERT_ALL, *_columns(events))
     return todo.outcome
 
 

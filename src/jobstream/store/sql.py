@@ -60,6 +60,9 @@ from jobstream.store.memory import created_us, decode_cursor, encode_cursor
 
 __all__ = ["SQLStore", "normalize_url"]
 
+_Done = Callable[[list[bool | Rebase] | None, BaseException | None], None]
+"""How ``append_many_soon`` answers: the outcome, or the error."""
+
 # Ids compare byte-wise everywhere (as Python strings do in the memory store), whatever the
 # PostgreSQL server's default collation: list order and page cursors depend on it.
 _Id = sa.String().with_variant(sa.String(collation="C"), "postgresql")
@@ -357,6 +360,9 @@ class SQLStore(JobStore):
         self._write_lock = asyncio.Lock()
         self._engine: AsyncEngine | None = None
         self._batch_writer: SQLiteBatchWriter | None = None
+        self._waiting_batches: list[tuple[Sequence[Append], _Done]] = []
+        """Group commits that came while a write transaction of ours was open: committed the
+        moment it ends (``_commit_waiting``), before the next write waiting for the lock."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -437,6 +443,7 @@ class SQLStore(JobStore):
         writer, self._batch_writer = self._batch_writer, None
         if writer is not None:
             async with self._write_lock:
+                self._commit_waiting(writer)
                 await writer.close()
         if engine is None:
             return
@@ -452,10 +459,17 @@ class SQLStore(JobStore):
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction (committed on success, rolled back on error)."""
         if self._sqlite:
-            async with self._write_lock, self.engine.connect() as conn:
-                await conn.execution_options(**{_WRITE: True})
-                async with conn.begin():
-                    yield conn
+            try:
+                async with self._write_lock, self.engine.connect() as conn:
+                    await conn.execution_options(**{_WRITE: True})
+                    async with conn.begin():
+                        yield conn
+            finally:
+                # The lock is free and the next writer waiting for it has not run yet (unless
+                # this one never had it: cancelled while waiting for another's to end).
+                writer = self._batch_writer
+                if self._waiting_batches and writer is not None and not self._write_lock.locked():
+                    self._commit_waiting(writer)
         else:
             async with self.engine.begin() as conn:
                 yield conn
@@ -666,22 +680,34 @@ class SQLStore(JobStore):
         where there is no such path (PostgreSQL, in-memory SQLite)."""
         return self._append_many_soon if self._batch_writer is not None else None
 
-    def _append_many_soon(
-        self,
-        batches: Sequence[Append],
-        done: Callable[[list[bool | Rebase] | None, BaseException | None], None],
-    ) -> None:
+    def _append_many_soon(self, batches: Sequence[Append], done: _Done) -> None:
         writer = self._batch_writer
         assert writer is not None
-        if not self._write_lock.locked():  # no transaction of ours is open on another connection
-            try:
-                outcome = writer.try_inline(batches)
-            except Exception as exc:
-                done(None, exc)
-                return
-            if outcome is not None:
-                done(outcome, None)
-                return
+        if self._write_lock.locked():  # a transaction of ours is open on another connection
+            self._waiting_batches.append((batches, done))
+            return
+        self._commit_inline(writer, batches, done)
+
+    def _commit_waiting(self, writer: SQLiteBatchWriter) -> None:
+        waiting, self._waiting_batches = self._waiting_batches, []
+        for batches, done in waiting:
+            self._commit_inline(writer, batches, done)
+
+    def _commit_inline(
+        self, writer: SQLiteBatchWriter, batches: Sequence[Append], done: _Done
+    ) -> None:
+        """Inline now; on the writer's thread if another process holds the database. The thread
+        is the slow way under load (each row its ``executemany`` steps takes the GIL back from
+        the busy loop, and while that transaction crawls the next batch grows), so a batch
+        that finds a write of this process open waits for it rather than going there."""
+        try:
+            outcome = writer.try_inline(batches)
+        except Exception as exc:
+            done(None, exc)
+            return
+        if outcome is not None:
+            done(outcome, None)
+            return
 
         def settle(task: asyncio.Future[list[bool | Rebase]]) -> None:
             error = task.exception()

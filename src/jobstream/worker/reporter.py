@@ -47,7 +47,9 @@ class EventWriter:
     Driven by callbacks, not a task: a report starts a commit in the same loop turn when none
     is in flight, and the commit's completion publishes at once, so a report reaches its
     streams two loop turns after it was made (a task awaiting the store took four; under load
-    each turn is a round of every stream's sends: docs/benchmarks.md)."""
+    each turn is a round of every stream's sends: docs/benchmarks.md). After a commit, the
+    next one waits for the next loop turn: what the rest of the turn reports (a thousand jobs'
+    timers firing together) goes in one transaction, not one each."""
 
     def __init__(self, store: JobStore, bus: EventBus, worker_id: str | None = None) -> None:
         self._store = store
@@ -132,11 +134,10 @@ class EventWriter:
         for reporter, batch, ok in zip(reporters, batches, stored, strict=True):
             if ok is True:
                 reporter.stored(batch)
-        if self._dirty:
-            # The next batch in the next loop turn (a commit may have completed inline).
-            self._retry = asyncio.get_running_loop().call_soon(self._begin)
-        else:
-            self._idle.set()
+        # The next batch in the next loop turn, even if nothing is pending yet: a commit that
+        # completed inline would otherwise let every report made later in this turn start a
+        # transaction of its own (one per report under load); deferred, they share one.
+        self._retry = asyncio.get_running_loop().call_soon(self._begin)
 
 
 class JobReporter:

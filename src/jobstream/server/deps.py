@@ -25,6 +25,12 @@ def runtime(conn: HTTPConnection) -> Runtime:
     return rt
 
 
+async def _runtime(conn: HTTPConnection) -> Runtime:
+    # A dependency that is a plain ``def`` runs on a worker thread: two thread hand-offs, each
+    # waiting for the GIL behind a busy loop, on every request.
+    return runtime(conn)
+
+
 def request_origin(conn: HTTPConnection) -> RequestOrigin:
     """A request's method, ``Origin`` and the server's own origin (scheme and ``Host``, as the
     client reached it: behind a proxy, uvicorn's proxy headers set the scheme). A WebSocket
@@ -81,7 +87,7 @@ async def poll_user(request: Request) -> Principal:
     return await authorize(request, stream="wait" in request.query_params)
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 UserDep = Annotated[Principal, Depends(current_user)]
 StreamUserDep = Annotated[Principal, Depends(stream_user)]
 PollUserDep = Annotated[Principal, Depends(poll_user)]

@@ -47,6 +47,10 @@ def links_for(conn: HTTPConnection) -> Links:
     return Links(conn.scope.get("root_path", ""))
 
 
-LinksDep = Annotated[Links, Depends(links_for)]
+async def _links(conn: HTTPConnection) -> Links:
+    return links_for(conn)  # async: a plain ``def`` dependency runs on a worker thread
+
+
+LinksDep = Annotated[Links, Depends(_links)]
 
 __all__ = ["API", "Links", "LinksDep", "links_for"]

@@ -824,6 +824,32 @@ class SQLStore(JobStore):
             # Another process took this one between our read and our write: look again.
         return None
 
+    async def claim_many(
+        self,
+        kinds: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        make_event: EventFactory,
+        limit: int,
+    ) -> list[tuple[Job, Event]]:
+        kinds = list(kinds)
+        if self._inline is None or not kinds or limit <= 0:
+            return await super().claim_many(kinds, worker_id, lease_seconds, make_event, limit)
+
+        def claim_all(conn: inline.Connection) -> list[tuple[Job, Event]]:
+            claimed: list[tuple[Job, Event]] = []
+            while len(claimed) < limit:
+                one = self._claim_inline(conn, kinds, worker_id, lease_seconds, make_event)
+                if one is None:
+                    break
+                claimed.append(one)
+            return claimed
+
+        done = await self._inline.soon(claim_all)
+        if isinstance(done, inline.Busy):
+            return await super().claim_many(kinds, worker_id, lease_seconds, make_event, limit)
+        return done
+
     async def claim_job(
         self, job_id: str, worker_id: str, lease_seconds: float, make_event: EventFactory
     ) -> tuple[Job, Event] | None:

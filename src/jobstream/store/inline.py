@@ -4,16 +4,17 @@ claim and its step durations (the running job's events go through ``batch.py``).
 Through SQLAlchemy's async layer each statement is a round trip to aiosqlite's thread, and under
 load each round trip waits for the GIL behind the busy loop; those transactions take turns
 behind the store's write lock, so a job's three (create, claim, record its steps) bounded the
-embedded server to about 80 jobs/s whatever the CPU left (docs/benchmarks.md, "Job
-throughput"). Here each is one synchronous call on a ``sqlite3`` connection of this module's own:
-a few statements into SQLite's page cache (WAL, ``synchronous=NORMAL``: no fsync at commit),
-a fraction of a millisecond, in the loop turn that asked for it.
+embedded server to 60-80 jobs/s whatever the CPU left (docs/benchmarks.md, "Job throughput").
+Here they are a group commit on a ``sqlite3`` connection of this module's own: what a loop turn
+asks for (``soon``) is written in the next turn in one transaction, each in a savepoint, into
+SQLite's page cache (WAL, ``synchronous=NORMAL``: no fsync at commit), and each caller resumes
+once that transaction committed.
 
 The connection never waits for SQLite's lock (``busy_timeout=0``) and never checkpoints on the
-loop's thread: when the database is busy (another process writes, or this one has a transaction
-open on another connection) a call answers ``BUSY`` having written nothing, and the store takes
-its usual path, which waits. Every ``CHECKPOINT_EVERY`` commits a passive checkpoint runs on a
-thread, on a connection of its own.
+loop's thread. When the database is busy (another process writes, or this one has a SQLAlchemy
+transaction open) the group is tried again every millisecond for up to a second, then answers
+``BUSY`` having written nothing, and the store takes its SQLAlchemy path, which waits. Every
+``CHECKPOINT_EVERY`` commits a passive checkpoint runs on a thread, on a connection of its own.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Busy:
 
 BUSY: Final = Busy()
 CHECKPOINT_EVERY = 1000
+RETRY_INTERVAL = 0.001
+RETRY_SECONDS = 1.0
+"""How long a group waits for a busy database, retrying every ``RETRY_INTERVAL``, before its
+writes take the SQLAlchemy path (which waits for the lock up to ``busy_timeout``)."""
 
 _EVENT_INSERT = (
     'INSERT INTO jobstream_events (job_id, seq, owner, type, "cursor", data, pos) '
@@ -63,6 +68,7 @@ class SQLiteInline:
         self._checkpoint: asyncio.Future[None] | None = None
         self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flush: asyncio.Handle | None = None
+        self._busy_since: float | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -109,7 +115,7 @@ class SQLiteInline:
             self._flush = loop.call_soon(self._commit_queued)
         return future
 
-    def _commit_queued(self) -> None:
+    def _commit_queued(self, final: bool = False) -> None:
         self._flush = None
         items, self._queued = self._queued, []
         try:
@@ -119,6 +125,20 @@ class SQLiteInline:
                 if not future.done():
                     future.set_exception(exc)
             return
+        loop = asyncio.get_running_loop()
+        if isinstance(outcomes, Busy) and not final:
+            # Another writer holds the lock for a moment (a SQLAlchemy transaction of this
+            # process: lease upkeep, a cancel): try again shortly, with what is asked meanwhile.
+            # Handing these to the SQLAlchemy path would queue them all behind the store's
+            # write lock, and every commit of this path would then find the database busy too.
+            now = loop.time()
+            if self._busy_since is None:
+                self._busy_since = now
+            if now - self._busy_since < RETRY_SECONDS:
+                self._queued = [*items, *self._queued]
+                self._flush = loop.call_later(RETRY_INTERVAL, self._commit_queued)
+                return
+        self._busy_since = None
         for index, (_, future) in enumerate(items):
             if future.done():  # its caller was cancelled (what it wrote stays written)
                 continue
@@ -160,7 +180,7 @@ class SQLiteInline:
                 await self._checkpoint
         if self._flush is not None:
             self._flush.cancel()
-            self._commit_queued()
+            self._commit_queued(final=True)
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from jobstream import codec
 from jobstream.bus.base import EventBus
 from jobstream.limits import Limits, MemoryLimits
-from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
+from jobstream.models import Event, EventType, Job, JobStatus, isoformat, new_job_id, utcnow
 from jobstream.server.auth import Principal
 from jobstream.store.base import InsufficientCredits, JobPage, JobStore
 from jobstream.worker.leases import terminal_event
@@ -160,7 +160,7 @@ class JobService:
                 "old_status": None,
                 "new_status": "queued",
                 "kind": kind,
-                "created_at": job.to_public()["created_at"],
+                "created_at": isoformat(job.created_at),
                 # So that a job first seen on an all-jobs stream says what it is (the list
                 # shows the prompt, name or file from its params).
                 "params": clean,

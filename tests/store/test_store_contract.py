@@ -516,6 +516,24 @@ async def test_claim_oldest_first(store: JobStore) -> None:
     assert await store.claim(["task"], "w1", 30, to_status(JobStatus.RUNNING)) is None
 
 
+async def test_claim_many_takes_the_oldest_up_to_the_limit(store: JobStore) -> None:
+    newest = await add(store, created_at=T0 + timedelta(seconds=2))
+    oldest = await add(store, created_at=T0)
+    other = await add(store, kind="pdf", created_at=T0 - timedelta(seconds=1))
+    middle = await add(store, created_at=T0 + timedelta(seconds=1))
+    make = to_status(JobStatus.RUNNING)
+
+    first = await store.claim_many(["task"], "w1", 30, make, 2)
+    assert [job.id for job, _ in first] == [oldest.id, middle.id]
+    for job, event in first:
+        assert job.status is JobStatus.RUNNING and event.data["new_status"] == "running"
+        assert await store.get(job.id) == job
+    rest = await store.claim_many(["task", "pdf"], "w1", 30, make, 5)
+    assert [job.id for job, _ in rest] == [other.id, newest.id]
+    assert await store.claim_many(["task", "pdf"], "w1", 30, make, 5) == []
+    assert await store.claim_many([], "w1", 30, make, 5) == []
+
+
 async def test_claim_filters_kinds(store: JobStore) -> None:
     video = await add(store, kind="video", created_at=T0)
     pdf = await add(store, kind="pdf", created_at=T0 + timedelta(seconds=1))

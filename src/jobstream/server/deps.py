@@ -25,6 +25,12 @@ def runtime(conn: HTTPConnection) -> Runtime:
     return rt
 
 
+async def _runtime(conn: HTTPConnection) -> Runtime:
+    # A dependency that is a plain ``def`` runs on a worker thread: two thread hand-offs, each
+    # waiting for the GIL behind a busy loop, on every request.
+    return runtime(conn)
+
+
 def request_origin(conn: HTTPConnection) -> RequestOrigin:
     """A request's method, ``Origin`` and the server's own origin (scheme and ``Host``, as the
     client reached it: behind a proxy, uvicorn's proxy headers set the scheme). A WebSocket
@@ -81,13 +87,7 @@ async def poll_user(request: Request) -> Principal:
     return await authorize(request, stream="wait" in request.query_params)
 
 
-async def runtime_dependency(conn: HTTPConnection) -> Runtime:
-    """``runtime`` as a dependency: ``async`` so that FastAPI calls it on the loop (a plain
-    function dependency runs in a worker thread: a hop per request, and state kept per task)."""
-    return runtime(conn)
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_dependency)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 UserDep = Annotated[Principal, Depends(current_user)]
 StreamUserDep = Annotated[Principal, Depends(stream_user)]
 PollUserDep = Annotated[Principal, Depends(poll_user)]

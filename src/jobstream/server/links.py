@@ -47,11 +47,10 @@ def links_for(conn: HTTPConnection) -> Links:
     return Links(conn.scope.get("root_path", ""))
 
 
-async def _links_dependency(conn: HTTPConnection) -> Links:
-    # ``async``: a plain function dependency would run in a worker thread.
-    return links_for(conn)
+async def _links(conn: HTTPConnection) -> Links:
+    return links_for(conn)  # async: a plain ``def`` dependency runs on a worker thread
 
 
-LinksDep = Annotated[Links, Depends(_links_dependency)]
+LinksDep = Annotated[Links, Depends(_links)]
 
 __all__ = ["API", "Links", "LinksDep", "links_for"]

@@ -197,6 +197,24 @@ class JobStore(abc.ABC):
         ``running`` status change, and lease the job to ``worker_id``. ``None`` if none is
         queued."""
 
+    async def claim_many(
+        self,
+        kinds: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        make_event: EventFactory,
+        limit: int,
+    ) -> list[tuple[Job, Event]]:
+        """Up to ``limit`` jobs as ``claim`` takes them, oldest first (a store may take them in
+        one round trip; by default, ``claim`` until none is queued)."""
+        claimed: list[tuple[Job, Event]] = []
+        while len(claimed) < limit:
+            one = await self.claim(kinds, worker_id, lease_seconds, make_event)
+            if one is None:
+                break
+            claimed.append(one)
+        return claimed
+
     @abc.abstractmethod
     async def claim_job(
         self, job_id: str, worker_id: str, lease_seconds: float, make_event: EventFactory

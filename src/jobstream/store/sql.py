@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from jobstream import codec
 from jobstream.models import Artifact, Event, EventType, Job, JobStatus, monotonic_us
+from jobstream.store import inline
 from jobstream.store.base import (
     REFUNDED_STATUSES,
     Append,
@@ -234,7 +235,7 @@ def _job_to_row(job: Job) -> dict[str, Any]:
     }
 
 
-def _row_to_job(row: RowMapping) -> Job:
+def _row_to_job(row: RowMapping | Mapping[str, Any]) -> Job:
     artifact = None
     if row["artifact_path"] is not None:
         artifact = Artifact(
@@ -283,6 +284,26 @@ def _event_to_row(event: Event) -> dict[str, Any]:
         "data": event.data,
         "pos": event.pos,
     }
+
+
+def _moved(
+    stored: Job, make_event: EventFactory, lease: tuple[str, int] | None
+) -> tuple[Job, Event, Job, list[Event], dict[str, Any]]:
+    """What a move of ``stored`` by ``make_event`` writes: (the job with the reserved seqs an
+    earlier version left filled, the event, the job after it, the fillers, the row's new
+    values)."""
+    job, fillers = stored.fill_reserved()
+    event = make_event(job)
+    if event.seq != job.seq + 1:
+        raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
+    after = replace(job.apply(event), seq_reserved=event.seq)
+    values = _job_state_values(after)
+    values["stalled_us"] = None  # a move of status, or a new lease: no stall stands
+    if lease is not None:
+        values["lease_owner"], values["lease_until_us"] = lease
+    elif after.status is not JobStatus.RUNNING:
+        values["lease_owner"] = values["lease_until_us"] = None
+    return job, event, after, fillers, values
 
 
 def _row_to_event(row: RowMapping) -> Event:
@@ -363,6 +384,8 @@ class SQLStore(JobStore):
         self._waiting_batches: list[tuple[Sequence[Append], _Done]] = []
         """Group commits that came while a write transaction of ours was open: committed the
         moment it ends (``_commit_waiting``), before the next write waiting for the lock."""
+        self._inline: inline.SQLiteInline | None = None
+        """A job's create, claim and step writes on a SQLite file (``store/inline.py``)."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -394,6 +417,7 @@ class SQLStore(JobStore):
             self._batch_writer = SQLiteBatchWriter(
                 self.url.database or "", _job_state_values, lambda: self.max_events_per_job
             )
+            self._inline = inline.SQLiteInline(self.url.database or "")
         async with self._write() as conn:
             if not self._sqlite:
                 # Several instances and workers start at once on a new database: one at a time
@@ -441,6 +465,9 @@ class SQLStore(JobStore):
     async def close(self) -> None:
         engine, self._engine = self._engine, None
         writer, self._batch_writer = self._batch_writer, None
+        fast, self._inline = self._inline, None
+        if fast is not None:
+            await fast.close()
         if writer is not None:
             async with self._write_lock:
                 self._commit_waiting(writer)
@@ -531,17 +558,7 @@ class SQLStore(JobStore):
         with the reserved seqs an earlier version left filled; only if the row is still at
         ``stored``'s status and seq (``None`` if it moved: only without a row lock, i.e. another
         process on SQLite)."""
-        job, fillers = stored.fill_reserved()
-        event = make_event(job)
-        if event.seq != job.seq + 1:
-            raise ValueError(f"event seq {event.seq} does not follow job seq {job.seq}")
-        after = replace(job.apply(event), seq_reserved=event.seq)
-        values = _job_state_values(after)
-        values["stalled_us"] = None  # a move of status, or a new lease: no stall stands
-        if lease is not None:
-            values["lease_owner"], values["lease_until_us"] = lease
-        elif after.status is not JobStatus.RUNNING:
-            values["lease_owner"] = values["lease_until_us"] = None
+        job, event, after, fillers, values = _moved(stored, make_event, lease)
         updated = await conn.execute(
             jobs_table.update()
             .where(_J.id == job.id, _J.status == stored.status.value, _J.seq == stored.seq)
@@ -603,7 +620,51 @@ class SQLStore(JobStore):
 
     # --- the contract ----------------------------------------------------------------------
 
+    def _create_inline(self, conn: inline.Connection, job: Job, event: Event) -> None:
+        if job.cost > 0:
+            inline.debit(conn, job.owner, job.kind, job.cost, self.initial_credits)
+        inline.insert_row(conn, jobs_table.name, _job_to_row(job))
+        inline.insert_events(conn, [event])
+
+    def _apply_inline(
+        self,
+        conn: inline.Connection,
+        stored: Job,
+        make_event: EventFactory,
+        lease: tuple[str, int] | None = None,
+    ) -> tuple[Job, Event] | None:
+        """``_apply`` on the inline connection."""
+        job, event, after, fillers, values = _moved(stored, make_event, lease)
+        if not inline.update_job(conn, job.id, stored.status.value, stored.seq, values):
+            return None
+        inline.trim(conn, job.id, event.seq - self.max_events_per_job)
+        if not job.status.terminal and after.status in REFUNDED_STATUSES:
+            inline.refund(conn, job.id, job.owner)
+        inline.insert_events(conn, [*fillers, event])
+        return after, event
+
+    def _claim_inline(
+        self,
+        conn: inline.Connection,
+        kinds: list[str],
+        worker_id: str,
+        lease_seconds: float,
+        make_event: EventFactory,
+    ) -> tuple[Job, Event] | None:
+        row = inline.oldest_queued(conn, kinds)
+        if row is None:
+            return None
+        lease = (worker_id, monotonic_us() + int(lease_seconds * 1e6))
+        return self._apply_inline(conn, _row_to_job(row), make_event, lease)
+
     async def create(self, job: Job, event: Event) -> None:
+        if self._inline is not None:
+            try:
+                done = await self._inline.soon(lambda conn: self._create_inline(conn, job, event))
+            except inline.IntegrityError as exc:
+                raise ValueError(f"job {job.id} exists") from exc
+            if not isinstance(done, inline.Busy):
+                return
         try:
             async with self._write() as conn:
                 if job.cost > 0:
@@ -762,6 +823,12 @@ class SQLStore(JobStore):
         kinds = list(kinds)
         if not kinds:
             return None
+        if self._inline is not None:
+            claimed = await self._inline.soon(
+                lambda conn: self._claim_inline(conn, kinds, worker_id, lease_seconds, make_event)
+            )
+            if not isinstance(claimed, inline.Busy):
+                return claimed
         query = (
             sa.select(jobs_table)
             .where(_J.status == JobStatus.QUEUED.value, _J.kind.in_(kinds))
@@ -782,6 +849,32 @@ class SQLStore(JobStore):
                     return done
             # Another process took this one between our read and our write: look again.
         return None
+
+    async def claim_many(
+        self,
+        kinds: Collection[str],
+        worker_id: str,
+        lease_seconds: float,
+        make_event: EventFactory,
+        limit: int,
+    ) -> list[tuple[Job, Event]]:
+        kinds = list(kinds)
+        if self._inline is None or not kinds or limit <= 0:
+            return await super().claim_many(kinds, worker_id, lease_seconds, make_event, limit)
+
+        def claim_all(conn: inline.Connection) -> list[tuple[Job, Event]]:
+            claimed: list[tuple[Job, Event]] = []
+            while len(claimed) < limit:
+                one = self._claim_inline(conn, kinds, worker_id, lease_seconds, make_event)
+                if one is None:
+                    break
+                claimed.append(one)
+            return claimed
+
+        done = await self._inline.soon(claim_all)
+        if isinstance(done, inline.Busy):
+            return await super().claim_many(kinds, worker_id, lease_seconds, make_event, limit)
+        return done
 
     async def claim_job(
         self, job_id: str, worker_id: str, lease_seconds: float, make_event: EventFactory
@@ -977,6 +1070,14 @@ class SQLStore(JobStore):
         return {(kind, JobStatus(status)): int(count) for kind, status, count in rows}
 
     async def record_steps(self, kind: str, bucket: str, durations: Sequence[float]) -> None:
+        if self._inline is not None:
+            stamp, runs_kept = _to_us(datetime.now(UTC)), self.max_step_runs
+            floats = [float(d) for d in durations]
+            done = await self._inline.soon(
+                lambda conn: inline.record_steps(conn, kind, bucket, stamp, floats, runs_kept)
+            )
+            if not isinstance(done, inline.Busy):
+                return
         runs = step_runs_table.c
         pair = sa.and_(runs.kind == kind, runs.bucket == bucket)
         newest = (
@@ -999,6 +1100,10 @@ class SQLStore(JobStore):
             await conn.execute(step_runs_table.delete().where(pair, runs.id < oldest_kept))
 
     async def step_history(self, kind: str, bucket: str, limit: int = 20) -> list[list[float]]:
+        if self._inline is not None:
+            found = self._inline.read(lambda conn: inline.step_history(conn, kind, bucket, limit))
+            if not isinstance(found, inline.Busy):
+                return found
         runs = step_runs_table.c
         query = (
             sa.select(runs.durations)

@@ -185,21 +185,24 @@ class WorkerPool:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            claimed = None
-            if len(self._running) < self.concurrency:
+            claimed: list[tuple[Job, Event]] = []
+            free = self.concurrency - len(self._running)
+            if free > 0:
                 try:
-                    claimed = await self.store.claim(
+                    # Every free slot in one round trip (one transaction on SQLite).
+                    claimed = await self.store.claim_many(
                         self._kinds(),
                         self.worker_id,
                         self.lease_seconds,
                         lambda job: status_event(job, JobStatus.RUNNING, worker=self.worker_id),
+                        free,
                     )
                 except Exception:
                     log.exception("claiming a job failed; retrying")
-            if claimed is not None:
-                job, event = claimed
-                await self.bus.publish([event])
-                self._start(job)
+            if claimed:
+                await self.bus.publish([event for _, event in claimed])
+                for job, _ in claimed:
+                    self._start(job)
                 continue
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):

@@ -905,6 +905,11 @@ class SQLStore(JobStore):
         if unexpired_at is not None:
             mine = sa.and_(mine, _J.lease_until_us >= unexpired_at)
         async with self._write() as conn:
+            if not self._sqlite:
+                # Lock the rows in id order first, as a batch of events does (``store/batch.py``):
+                # the two updates below would otherwise take the stalled ones first and the rest
+                # after, an order that deadlocks against a concurrent batch of the same jobs.
+                await conn.execute(sa.select(_J.id).where(mine).order_by(_J.id).with_for_update())
             stalled = await conn.execute(
                 jobs_table.update()
                 .where(mine, _J.stalled_us.is_not(None))

@@ -43,8 +43,12 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(500):  # up to 10 s
+        if server.started:
+            break
         await asyncio.sleep(0.02)
+    else:
+        raise RuntimeError("the server did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -30,27 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 
-from harness import BENCH_DIR, SERVER_ENV, BenchServer, machine_info
+from harness import ADMIN_URL, BENCH_DIR, SERVER_ENV, BenchServer, admin_sql, machine_info
 
-ADMIN_URL = os.environ.get(
-    "JOBSTREAM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
 BROKER_URL = os.environ.get("JOBSTREAM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-async def _admin(statement: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from jobstream.store.sql import normalize_url
-
-    engine = create_async_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 @contextmanager
@@ -61,12 +44,12 @@ def database() -> Iterator[str]:
     from jobstream.store.sql import normalize_url
 
     name = f"jobstream_bench_{secrets.token_hex(5)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     try:
         url = make_url(normalize_url(ADMIN_URL)).set(database=name)
         yield url.render_as_string(hide_password=False)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager

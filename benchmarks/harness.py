@@ -357,3 +357,36 @@ class BenchServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+ADMIN_URL = os.environ.get(
+    "JOBSTREAM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+"""The local PostgreSQL server's maintenance database, where a run creates its own database."""
+
+
+async def admin_sql(statement: str) -> None:
+    """Run one statement outside a transaction on ``ADMIN_URL`` (``CREATE DATABASE`` and the
+    like)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from jobstream.store.sql import normalize_url
+
+    engine = create_async_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 once it is gone)."""
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(t.user + t.system)

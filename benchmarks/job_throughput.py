@@ -45,6 +45,7 @@ from harness import (
     cpu_busy_seconds,
     cpu_plan,
     machine_info,
+    process_cpu_seconds,
     set_affinity,
     wait_until_quiet,
 )
@@ -159,16 +160,6 @@ def completed(server: BenchServer) -> int:
     return 0
 
 
-def _cpu_seconds(pid: int) -> float:
-    import psutil
-
-    try:
-        t = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(t.user + t.system)
-
-
 def start_profiler(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
     out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = Path(sys.executable).with_name("py-spy")
@@ -198,7 +189,7 @@ def run_once(
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=generator_main, args=(conf, child), daemon=True)
-        cpu0 = (_cpu_seconds(server.pid), cpu_busy_seconds(), time.perf_counter())
+        cpu0 = (process_cpu_seconds(server.pid), cpu_busy_seconds(), time.perf_counter())
         proc.start()
         if args.profile:
             seconds = args.jobs / args.rate if args.rate > 0 else args.profile_seconds
@@ -218,7 +209,7 @@ def run_once(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{done} of {args.jobs} completed\n{server.log_tail()}")
             time.sleep(0.05)
-        cpu1 = (_cpu_seconds(server.pid), cpu_busy_seconds(), time.perf_counter())
+        cpu1 = (process_cpu_seconds(server.pid), cpu_busy_seconds(), time.perf_counter())
         if profiler is not None:
             profiler.wait(timeout=120)
     except BaseException:

@@ -65,6 +65,7 @@ from harness import (
     cpu_busy_seconds,
     cpu_plan,
     machine_info,
+    process_cpu_seconds,
     raise_fd_limit,
     set_affinity,
     wait_until_quiet,
@@ -362,16 +363,6 @@ class SSEConnection(asyncio.Protocol):
             self._finish()
 
 
-def _cpu_seconds(pid: int) -> float:
-    import psutil
-
-    try:
-        t = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(t.user + t.system)
-
-
 def _factory(protocol: asyncio.Protocol) -> Callable[[], asyncio.Protocol]:
     return lambda: protocol
 
@@ -431,12 +422,22 @@ async def run_clients(conf: dict[str, Any], pipe: Any) -> dict[str, Any]:
     me, server = os.getpid(), conf["server_pid"]
     pipe.send(("ready", None))  # the orchestrator takes its readings, then answers
     await loop.run_in_executor(None, pipe.recv)
-    cpu0 = (_cpu_seconds(server), _cpu_seconds(me), cpu_busy_seconds(), time.monotonic())
+    cpu0 = (
+        process_cpu_seconds(server),
+        process_cpu_seconds(me),
+        cpu_busy_seconds(),
+        time.monotonic(),
+    )
     Path(conf["start_file"]).touch()  # noqa: ASYNC240 - one file, before the measurement
     pipe.send(("started", None))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(stats.all_done), timeout=conf["timeout"])
-    cpu1 = (_cpu_seconds(server), _cpu_seconds(me), cpu_busy_seconds(), time.monotonic())
+    cpu1 = (
+        process_cpu_seconds(server),
+        process_cpu_seconds(me),
+        cpu_busy_seconds(),
+        time.monotonic(),
+    )
     for conn in connections:
         if conn.transport is not None:
             conn.transport.close()

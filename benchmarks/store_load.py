@@ -61,11 +61,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import cpu_busy_seconds, machine_info, wait_until_quiet
+from harness import ADMIN_URL, admin_sql, cpu_busy_seconds, machine_info, wait_until_quiet
 
-ADMIN_URL = os.environ.get(
-    "JOBSTREAM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
 MAX_BURST = 50
 """At most this many overdue reports of a job back to back; further behind, its schedule
 restarts from now (reports skipped: made < offered)."""
@@ -411,20 +408,6 @@ async def run_child(args: argparse.Namespace) -> dict[str, Any]:
 # --- the orchestrator ----------------------------------------------------------------------
 
 
-async def _admin(statement: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from jobstream.store.sql import normalize_url
-
-    engine = create_async_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @contextmanager
 def database(store: str, folder: Path, synchronous_commit: str | None = None) -> Iterator[str]:
     """A SQLite file in ``folder``, or a PostgreSQL database of this run's own (dropped after;
@@ -437,15 +420,15 @@ def database(store: str, folder: Path, synchronous_commit: str | None = None) ->
     from jobstream.store.sql import normalize_url
 
     name = f"jobstream_bench_{secrets.token_hex(5)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     if synchronous_commit:
         setting = f"synchronous_commit = {synchronous_commit}"
-        asyncio.run(_admin(f'ALTER DATABASE "{name}" SET {setting}'))
+        asyncio.run(admin_sql(f'ALTER DATABASE "{name}" SET {setting}'))
     try:
         url = make_url(normalize_url(ADMIN_URL)).set(database=name)
         yield url.render_as_string(hide_password=False)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def run(store: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:

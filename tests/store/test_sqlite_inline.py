@@ -10,26 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_store_contract import new_job as contract_new_job
 
-from jobstream.models import Event, EventType, Job, JobStatus, new_job_id, utcnow
+from jobstream.models import Event, EventType, Job, JobStatus, utcnow
 from jobstream.store.base import InsufficientCredits
 from jobstream.store.sql import SQLStore
 
 
 def new_job(*, job_id: str | None = None, owner: str = "alice", cost: int = 0) -> tuple[Job, Event]:
-    job_id = job_id or new_job_id()
-    first = Event(
-        job_id=job_id,
-        owner=owner,
-        seq=1,
-        type=EventType.STATUS_CHANGE,
-        data={"old_status": None, "new_status": JobStatus.QUEUED.value},
-    )
-    now = utcnow()
-    blank = Job(
-        id=job_id, kind="task", owner=owner, params={}, created_at=now, updated_at=now, cost=cost
-    )
-    return blank.apply(first), first
+    return contract_new_job(job_id=job_id, owner=owner, cost=cost, created_at=utcnow())
 
 
 def running(job: Job) -> Event:
